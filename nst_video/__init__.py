@@ -1,0 +1,11 @@
+"""nst-video: fast neural style transfer (Johnson et al., ECCV 2016) for webcam, video and images.
+
+Data flows one way: Source -> Stylizer -> Temporal -> Sink.
+  model.py      the transformer network
+  styles.py     style files (weights + metadata) and the registry that finds them
+  stylizer.py   device, dtype, batching and post-processing (strength, preserve colour)
+  images.py     still images in and out (PIL)
+  cli.py        wires the pieces into the `nst-video` command
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from nst_video.cli import main
+
+main()

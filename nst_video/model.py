@@ -1,0 +1,89 @@
+"""The image transformation network of Johnson et al., "Perceptual Losses for Real-Time Style Transfer and
+Super-Resolution" (ECCV 2016), with instance normalisation (Ulyanov et al. 2016) and nearest-neighbour
+upsampling instead of transposed convolutions (no checkerboard artefacts; Odena et al. 2016).
+
+Input and output are RGB in [0, 1], shape (N, 3, H, W), any H and W.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """Affine instance norm that always computes its statistics in float32.
+
+    Under FP16 the per-channel variance of a 1080p feature map overflows or loses all precision, which shows
+    as black or blown-out frames; computing in fp32 costs little and keeps FP16 output close to FP32."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.instance_norm(x.float(), weight=self.weight.float(), bias=self.bias.float(), eps=self.eps)
+        return y.to(x.dtype)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad + convolution: padding by reflection avoids dark borders at the image edge."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(cin, cout, kernel, stride))
+
+
+class ConvNormReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(ConvLayer(cin, cout, kernel, stride), InstanceNorm(cout), nn.ReLU(inplace=True))
+
+
+class UpsampleConvNormReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvNormReLU(cin, cout, 3))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvLayer(channels, channels, 3), InstanceNorm(channels), nn.ReLU(inplace=True),
+            ConvLayer(channels, channels, 3), InstanceNorm(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class TransformerNet(nn.Module):
+    """Downsample x4, five residual blocks, upsample x4. 1,679,235 parameters."""
+
+    # Two stride-2 convolutions: H and W must be multiples of 4 for the output to line up with the input,
+    # and at least 8 so the reflection pads inside the network (up to 4 px, 1 px after downsampling) fit.
+    SIZE_MULTIPLE = 4
+    MIN_SIZE = 8
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Sequential(ConvNormReLU(3, 32, 9), ConvNormReLU(32, 64, 3, 2), ConvNormReLU(64, 128, 3, 2))
+        self.res = nn.Sequential(*[ResidualBlock(128) for _ in range(5)])
+        self.up = nn.Sequential(UpsampleConvNormReLU(128, 64), UpsampleConvNormReLU(64, 32))
+        self.out = ConvLayer(32, 3, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = pad_bottom_right(x, self.SIZE_MULTIPLE, self.MIN_SIZE)
+        y = self.out(self.up(self.res(self.down(x))))
+        y = (torch.tanh(y) + 1) / 2
+        return y[..., :h, :w]
+
+
+def pad_bottom_right(x: torch.Tensor, multiple: int, min_size: int) -> torch.Tensor:
+    """Pad bottom/right so H and W are multiples of `multiple` and at least `min_size`; by reflection where
+    the image is large enough (reflection needs pad < size), by replication for slivers of a few pixels."""
+    h, w = x.shape[-2:]
+    th, tw = max(-(-h // multiple) * multiple, min_size), max(-(-w // multiple) * multiple, min_size)
+    ph, pw = th - h, tw - w
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)

@@ -1,0 +1,61 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nst_video.model import TransformerNet
+from nst_video.styles import StyleInfo, save_style
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def make_random_style(path: Path, name: str = "randomstyle", seed: int = 0) -> Path:
+    """A style file with random weights: a test fixture only, never shipped as a style."""
+    torch.manual_seed(seed)
+    model = TransformerNet()
+    return save_style(path, model.state_dict(), StyleInfo(name=name, title="Random (test)", credit="tests"))
+
+
+@pytest.fixture(scope="session")
+def style_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("styles")
+    make_random_style(folder / "randomstyle.safetensors")
+    make_random_style(folder / "otherstyle.safetensors", name="otherstyle", seed=1)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _user_styles(style_dir, monkeypatch):
+    monkeypatch.setenv("NST_VIDEO_STYLES", str(style_dir))
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    """A small natural-ish test photo (gradients + shapes), 333x517: odd sizes on purpose."""
+    h, w = 333, 517
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)], axis=2).astype(np.uint8)
+    rgb[100:200, 150:300] = (200, 40, 40)
+    from PIL import Image
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rgb).save(path, quality=92)
+    return path
+
+
+def run_cli(*args, env_extra=None, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real `nst-video` CLI in a subprocess, as a user would."""
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", "nst_video", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout, **kwargs)
+
+
+def needs_shared_data(*parts) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared/data is not present on this machine)")
+    return path

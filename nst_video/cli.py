@@ -140,3 +140,12 @@ def styles_cmd():
         table.add_row(Path(info.path).name.removesuffix(".safetensors"), info.title, info.credit, trained,
                       str(info.path))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+# --- video: `nst-video video IN OUT` (the job lives in nst_video/video_job.py) ---
+
+
+# --- webcam: `nst-video webcam` (the job lives in nst_video/webcam.py) ---
+
+
+# --- training: `nst-video train`, `nst-video diagnose` (the code lives in training/) ---

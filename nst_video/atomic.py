@@ -22,6 +22,10 @@ def temp_path_beside(final: Path) -> Path:
     except OSError as e:
         raise NstError(f"cannot write to {folder}: {e.strerror or e}") from None
     os.close(fd)
+    # mkstemp creates 0600; give the file the permissions a plain open() would (0666 minus the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 

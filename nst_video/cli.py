@@ -145,7 +145,146 @@ def styles_cmd():
 # --- video: `nst-video video IN OUT` (the job lives in nst_video/video_job.py) ---
 
 
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Blend with the previous output where the picture is still, against flicker (0 = off).")
+@click.option("--codec", help="Video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libvpx-vp9, ...")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
+              help="Constant quality for x264/x265/VP9/AV1: lower is better and bigger (18 looks lossless).")
+@click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset (ultrafast..veryslow).")
+@click.option("--no-audio", is_flag=True, help="Leave the audio out.")
+@stylizer_options
+def video(input_path, output, temporal, codec, crf, preset, no_audio, make_stylizer):
+    """Stylize a video file; frame rate, timestamps, rotation and audio are kept.
+
+    \b
+      nst-video video in.mp4 out.mp4 --style mosaic
+      nst-video video in.mkv out.mp4 --style udnie --temporal 0.5 --crf 20
+    Ctrl-C stops early and keeps a playable file of the frames done so far.
+    """
+    from nst_video.video_job import check_paths, run_video
+
+    check_paths(input_path, output)  # before loading the model: bad paths fail at once
+    result = run_video(input_path, output, make_stylizer(), temporal=temporal, codec=codec, crf=crf,
+                       preset=preset, audio=not no_audio)
+    if result.interrupted:
+        sys.exit(130)
+
+
 # --- webcam: `nst-video webcam` (the job lives in nst_video/webcam.py) ---
 
 
+@main.command()
+@click.option("--camera", default="0", show_default=True,
+              help="Device index (0, 1, ...), or a video file or URL standing in for a camera.")
+@click.option("--size", default="640x480", show_default=True,
+              help="Processing size WxH; the camera picture is centre-cropped to its aspect and scaled.")
+@click.option("--styles", help="Comma-separated styles (names or files) to switch between; default: all.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option("--fp16", is_flag=True, help="Half precision on GPU (ignored on CPU, where it is slower).")
+@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Blend with the original (+/- change it live).")
+@click.option("--preserve-color", is_flag=True, help="Keep the original colours (c toggles it live).")
+@click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Temporal blending weight against flicker; 0 = off at start (t toggles it).")
+@click.option("--record", type=click.Path(dir_okay=False), help="Record from the start to this video file.")
+@click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where k (snapshots) and r (recordings) write their files.")
+@click.option("--no-window", is_flag=True, help="Run without a window (with --record, and/or --max-frames).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop by itself after this many frames.")
+def webcam(camera, size, styles, no_window, max_frames, snapshot_dir, **options):
+    """Stylize a live camera in a window; keys switch styles, record, snapshot (h lists them).
+
+    \b
+      nst-video webcam                                  (camera 0, all styles)
+      nst-video webcam --camera 1 --styles mosaic,udnie --size 1280x720
+      nst-video webcam --no-window --record out.mp4 --max-frames 300
+    """
+    from nst_video.camera import parse_camera
+    from nst_video.webcam import WebcamOptions, parse_size, run_webcam
+
+    names = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
+    run_webcam(WebcamOptions(camera=parse_camera(camera), size=parse_size(size), styles=names,
+                             window=not no_window, max_frames=max_frames, snapshot_dir=Path(snapshot_dir),
+                             **options))
+
+
 # --- training: `nst-video train`, `nst-video diagnose` (the code lives in training/) ---
+
+
+def training_options(func):
+    """Options shared by `train` and `diagnose` (defaults from TrainConfig, the one source of truth)."""
+    from training.train import TrainConfig as C
+    d = {f: getattr(C, f, None) for f in ("batch_size", "image_size", "style_size", "lr", "content_weight",
+                                           "style_weight", "tv_weight", "seed", "device")}
+    options = [
+        click.option("--vgg-weights", type=click.Path(dir_okay=False),
+                     help="VGG16 weights (.pth state dict); default $NST_VIDEO_VGG_WEIGHTS, else torchvision's download."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=d["batch_size"], show_default=True),
+        click.option("--image-size", type=click.IntRange(min=16), default=d["image_size"], show_default=True,
+                     help="Training crop size (pixels)."),
+        click.option("--style-size", type=click.IntRange(min=16), default=d["style_size"], show_default=True,
+                     help="Long side of the style image: sets the scale of its texture."),
+        click.option("--lr", type=float, default=d["lr"], show_default=True),
+        click.option("--content-weight", type=float, default=d["content_weight"], show_default=True),
+        click.option("--style-weight", type=float, default=d["style_weight"], show_default=True),
+        click.option("--tv-weight", type=float, default=d["tv_weight"], show_default=True),
+        click.option("--device", default=d["device"], show_default=True, help="auto, cpu, cuda or mps."),
+        click.option("--seed", type=int, default=d["seed"], show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.option("--content-dir", required=True, type=click.Path(), help="Folder of training photos (recursive).")
+@click.option("--style-image", required=True, type=click.Path(), help="The painting to learn.")
+@click.option("--name", required=True, help="Style name (file name and `--style` name).")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Finished style file (default: the user styles folder, <name>.safetensors).")
+@click.option("--title", default="", help="Display title (default: from the name).")
+@click.option("--credit", default="", help="Credit of the style image (artist, work, year, licence).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Default: runs/<name>.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
+@click.option("--init-from", help="Start from another style's weights (name or file) instead of random.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=40_000, show_default=True)
+@click.option("--num-workers", type=click.IntRange(min=-1), default=-1, show_default=True,
+              help="Data loading processes (-1: 4 on GPU, 0 on CPU).")
+@click.option("--stability-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the anti-flicker term (output of a frame vs a noised copy). 0 = off.")
+@click.option("--checkpoint-interval", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--sample-interval", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--log-interval", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--amp", is_flag=True, help="Mixed precision on GPU (Grams and loss sums stay fp32).")
+@training_options
+def train(**options):
+    """Train a new style (Johnson et al. recipe) and write its style file."""
+    from nst_video.styles import StyleRegistry
+    from training.train import TrainConfig
+    from training.train import train as run_training
+
+    if options["init_from"]:
+        options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
+    if run_training(TrainConfig(**options)) is None:
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("content", type=click.Path())
+@click.argument("style", type=click.Path())
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
+@training_options
+def diagnose(content, style, steps, **options):
+    """Check images, VGG weights, loss magnitudes and gradients before training, and say what to change."""
+    from training.diagnose import diagnose as run_diagnose
+    from training.train import TrainConfig
+
+    if not Path(content).exists():
+        raise NstError(f"{content}: no such file or folder")
+    if not Path(style).is_file():
+        raise NstError(f"{style}: no such file")
+    run_diagnose(content, style, TrainConfig(content_dir=content, style_image=style, name="diagnose", **options),
+                 steps=steps)

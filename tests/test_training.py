@@ -1,0 +1,188 @@
+"""Training: exact resume, the NaN guard, bad content images, VGG errors, Ctrl-C, diagnose, and (with the
+shared data) a short real run whose style file the app then uses."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_video.errors import NstError
+from nst_video.styles import load_style
+from tests.conftest import ROOT, needs_shared_data, run_cli
+from training.loss_net import vgg16_features_to_relu4_3
+from training.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A random-weight VGG file in torchvision's layout, a few small photos, and a style image."""
+    root = tmp_path_factory.mktemp("train")
+    torch.manual_seed(0)
+    vgg = {f"features.{k}": v for k, v in vgg16_features_to_relu4_3().state_dict().items()}
+    torch.save(vgg, root / "vgg.pth")
+    rng = np.random.default_rng(0)
+    content = root / "content"
+    (content / "nested").mkdir(parents=True)
+    for i in range(5):
+        yy, xx = np.mgrid[0:48, 0:56]
+        img = np.stack([(xx * (i + 1)) % 256, (yy * 3 + i * 40) % 256, (xx + yy) % 256], 2).astype(np.uint8)
+        Image.fromarray(img).save((content if i % 2 else content / "nested") / f"p{i}.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 12), dtype=np.uint8), "L").save(content / "small_grey.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "style.png")
+    return root
+
+
+def _cfg(data: Path, run: Path, **kw) -> TrainConfig:
+    base = dict(content_dir=str(data / "content"), style_image=str(data / "style.png"), name="t",
+                output=str(run / "t.safetensors"), vgg_weights=str(data / "vgg.pth"), checkpoint_dir=str(run / "ck"),
+                batch_size=2, image_size=32, style_size=64, max_steps=4, checkpoint_interval=2, sample_interval=100,
+                log_interval=1, device="cpu", seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(path: Path) -> dict:
+    return load_style(path)[1]
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "ck" / "log.jsonl").read_text().splitlines()]
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    straight = train(_cfg(tiny_data, tmp_path / "a"))
+    train(_cfg(tiny_data, tmp_path / "b", max_steps=2))
+    resumed = train(_cfg(tiny_data, tmp_path / "b", max_steps=4, resume=True))
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = {r["step"]: r["total"] for r in _log(tmp_path / "a") if "total" in r}
+    resumed_losses = {r["step"]: r["total"] for r in _log(tmp_path / "b") if "total" in r}
+    assert losses[3] == resumed_losses[3] and losses[4] == resumed_losses[4]
+
+
+def test_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp_path):
+    train(_cfg(tiny_data, tmp_path, max_steps=2))
+    with pytest.raises(NstError, match="--resume"):
+        train(_cfg(tiny_data, tmp_path, max_steps=4))
+
+
+def test_injected_nan_never_reaches_the_weights(tiny_data, tmp_path):
+    # Steps 0 and 1 are good, step 2's loss is NaN: the weights after 3 steps must equal those after 2.
+    two = _weights(train(_cfg(tiny_data, tmp_path / "two", max_steps=2)))
+    nan = _weights(train(_cfg(tiny_data, tmp_path / "nan", max_steps=3, inject_nan_at=[2])))
+    assert all(torch.isfinite(v).all() for v in nan.values())
+    assert all(torch.equal(two[k], nan[k]) for k in two)
+    assert any(r.get("event") == "non-finite loss" and r["step"] == 2 for r in _log(tmp_path / "nan"))
+
+
+def test_repeated_nan_halves_lr_and_rolls_back(tiny_data, tmp_path):
+    out = train(_cfg(tiny_data, tmp_path, max_steps=6, inject_nan_at=[3, 4, 5], nan_patience=3, lr=1e-3))
+    events = [r for r in _log(tmp_path) if "event" in r]
+    assert [e["event"] for e in events] == ["non-finite loss"] * 3 + ["rollback"]
+    assert events[-1]["step"] == 2 and events[-1]["lr"] == 5e-4
+    info, weights = load_style(out)
+    assert info.training["final_lr"] == 5e-4 and info.training["steps"] == 6
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_unreadable_content_images_are_skipped_and_counted(tiny_data, tmp_path, capsys):
+    content = tmp_path / "content"
+    content.mkdir()
+    for p in (tiny_data / "content").rglob("*.*"):
+        (content / p.name).write_bytes(p.read_bytes())
+    good = (content / "p1.jpg").read_bytes()
+    (content / "aaa_truncated.jpg").write_bytes(good[: len(good) // 3])
+    (content / "aab_not_an_image.jpg").write_text("hello")
+    # 8 images, batch 4, 4 steps: every file is drawn at least once per epoch
+    out = train(_cfg(tiny_data, tmp_path, content_dir=str(content), batch_size=4, max_steps=4))
+    assert out.is_file()
+    assert "skipped 2 unreadable image(s)" in capsys.readouterr().err
+    assert _log(tmp_path)[-1]["skipped"] == 2
+
+
+def test_missing_vgg_file_is_a_clear_cli_error(tiny_data, tmp_path):
+    r = run_cli("train", "--content-dir", tiny_data / "content", "--style-image", tiny_data / "style.png",
+                "--name", "x", "--checkpoint-dir", tmp_path / "ck", "--vgg-weights", tmp_path / "missing.pth",
+                "--device", "cpu")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "VGG weights not found" in r.stderr and "missing.pth" in r.stderr
+
+
+def test_corrupt_vgg_file_is_a_clear_error(tiny_data, tmp_path):
+    bad = tmp_path / "vgg.pth"
+    state = torch.load(tiny_data / "vgg.pth", weights_only=True)
+    state["features.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, bad)
+    with pytest.raises(NstError, match="NaN or Inf"):
+        train(_cfg(tiny_data, tmp_path, vgg_weights=str(bad)))
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(NstError, match="not a readable VGG16 weights file"):
+        train(_cfg(tiny_data, tmp_path, vgg_weights=str(bad)))
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_data, tmp_path):
+    args = [sys.executable, "-m", "nst_video", "train", "--content-dir", tiny_data / "content", "--style-image",
+            tiny_data / "style.png", "--name", "cc", "--output", tmp_path / "cc.safetensors", "--checkpoint-dir",
+            tmp_path / "ck", "--vgg-weights", tiny_data / "vgg.pth", "--image-size", "32", "--batch-size", "2",
+            "--log-interval", "1", "--device", "cpu"]
+    proc = subprocess.Popen([*map(str, args), "--max-steps", "100000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "ck" / "log.jsonl"
+    deadline = time.time() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and "Traceback" not in err
+    saved = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)["step"]
+    assert saved >= 3 and not (tmp_path / "cc.safetensors").exists()
+    r = subprocess.run([*map(str, args), "--max-steps", str(saved + 2), "--resume"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming from step {saved}" in r.stderr
+    assert load_style(tmp_path / "cc.safetensors")[0].training["steps"] == saved + 2
+
+
+def test_diagnose_reports_terms_and_advice(tiny_data):
+    r = run_cli("diagnose", tiny_data / "content", tiny_data / "style.png", "--vgg-weights", tiny_data / "vgg.pth",
+                "--image-size", "32", "--batch-size", "2", "--steps", "3", "--device", "cpu",
+                "--style-weight", "1e-9")
+    assert r.returncode == 0, r.stderr
+    assert "6 readable image(s) of 6" in r.stderr and "all finite" in r.stderr
+    assert "grad norm" in r.stderr and "raise --style-weight" in r.stderr
+
+
+@pytest.mark.shared_data
+def test_short_real_run_lowers_style_loss_and_the_style_works(tmp_path):
+    content = needs_shared_data("content", "train256")
+    style = needs_shared_data("styles", "starry_night.jpg")
+    vgg = needs_shared_data("vgg", "vgg16_to_relu4_3_fp16.pth")
+    out = train(TrainConfig(content_dir=str(content), style_image=str(style), name="sn", output=str(tmp_path / "sn.safetensors"),
+                            vgg_weights=str(vgg), checkpoint_dir=str(tmp_path / "ck"), batch_size=2, image_size=64,
+                            style_size=128, max_steps=60, log_interval=1, sample_interval=60, device="cpu"))
+    style_losses = [r["style"] for r in _log(tmp_path) if "style" in r]
+    assert np.mean(style_losses[-10:]) < 0.5 * np.mean(style_losses[:5])
+    assert (tmp_path / "ck" / "samples" / "step_000060.jpg").is_file()
+    photo = tmp_path / "photo.png"
+    Image.open(sorted(content.glob("*.jpg"))[0]).save(photo)
+    r = run_cli("image", photo, tmp_path / "styled.png", "--style", out)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "styled.png").size == Image.open(photo).size
+
+
+def test_train_help_lists_the_documented_interface():
+    r = run_cli("train", "--help")
+    for option in ("--content-dir", "--style-image", "--name", "--output", "--vgg-weights", "--checkpoint-dir",
+                   "--resume", "--batch-size", "--image-size", "--lr", "--max-steps", "--num-workers",
+                   "--content-weight", "--style-weight", "--tv-weight", "--checkpoint-interval", "--sample-interval",
+                   "--log-interval", "--amp", "--device", "--seed"):
+        assert option in r.stdout, option
+    assert ROOT.is_dir() and os.environ.get("NST_VIDEO_STYLES")

@@ -1,0 +1,138 @@
+"""The perceptual loss of Johnson et al.: a frozen VGG16 (ImageNet) compares feature maps.
+
+  content loss  MSE of relu2_2 features (output vs photo)
+  style loss    MSE of Gram matrices (normalised by C*H*W) at relu1_2, relu2_2, relu3_3, relu4_3
+                (output vs style image; the style's Grams are computed once and cached)
+  TV loss       total variation of the output, for smoothness
+Gram matrices and sums are computed in float32 even under autocast: fp16 Grams overflow."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nst_video.errors import NstError
+
+VGG_ENV = "NST_VIDEO_VGG_WEIGHTS"
+# Indices into torchvision's vgg16().features of the ReLUs whose outputs the recipe uses.
+LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}
+CONTENT_LAYER = "relu2_2"
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def vgg16_features_to_relu4_3() -> nn.Sequential:
+    """torchvision's vgg16().features[:23] layout, built here so no download is needed."""
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
+    layers: list[nn.Module] = []
+    cin = 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=True)]
+            cin = v
+    return nn.Sequential(*layers)
+
+
+def load_vgg_weights(path: str | Path | None) -> dict[str, torch.Tensor]:
+    """VGG16 `features` weights from a file (any of the two layouts in ../shared/data/vgg, or torchvision's
+    full vgg16 state dict), from $NST_VIDEO_VGG_WEIGHTS, or torchvision's download as a last resort."""
+    path = path or os.environ.get(VGG_ENV)
+    if path:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise NstError(f"VGG weights not found: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise NstError(f"{path}: not a readable VGG16 weights file ({type(e).__name__}: {e})") from None
+    else:
+        state = _torchvision_download()
+    if not isinstance(state, dict):
+        raise NstError(f"{path}: expected a state dict of VGG16 weights")
+    features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    wanted = vgg16_features_to_relu4_3().state_dict()
+    missing = [k for k in wanted if k not in features]
+    if missing:
+        raise NstError(f"{path}: not VGG16 features weights (missing features.{missing[0]})")
+    for k, v in wanted.items():
+        if tuple(features[k].shape) != tuple(v.shape):
+            raise NstError(f"{path}: features.{k} has shape {tuple(features[k].shape)}, not VGG16's {tuple(v.shape)}")
+        if not torch.isfinite(features[k]).all():
+            raise NstError(f"{path}: features.{k} holds NaN or Inf values; the file is corrupt")
+    return {k: features[k].float() for k in wanted}
+
+
+def _torchvision_download() -> dict[str, torch.Tensor]:
+    try:
+        from torchvision.models import VGG16_Weights, vgg16
+        return vgg16(weights=VGG16_Weights.IMAGENET1K_V1).state_dict()
+    except Exception as e:
+        raise NstError("no VGG16 weights: pass --vgg-weights PATH (a torchvision vgg16 state dict or its "
+                       f"'features' part) or set ${VGG_ENV}; downloading them failed ({type(e).__name__})") from None
+
+
+class PerceptualLoss(nn.Module):
+    def __init__(self, vgg_state: dict[str, torch.Tensor], content_weight: float, style_weight: float,
+                 tv_weight: float):
+        super().__init__()
+        self.vgg = vgg16_features_to_relu4_3()
+        self.vgg.load_state_dict(vgg_state)
+        self.vgg.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.weights = {"content": content_weight, "style": style_weight, "tv": tv_weight}
+        self.style_grams: list[torch.Tensor] | None = None
+
+    def features(self, x: torch.Tensor, upto: str = "relu4_3") -> dict[str, torch.Tensor]:
+        """Feature maps at the named ReLUs, for x RGB in [0, 1]."""
+        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        last = LAYERS[upto]
+        wanted = {i: name for name, i in LAYERS.items() if i <= last}
+        out = {}
+        for i, layer in enumerate(self.vgg):
+            x = layer(x)
+            if i in wanted:
+                out[wanted[i]] = x
+            if i == last:
+                break
+        return out
+
+    @torch.no_grad()
+    def set_style(self, style: torch.Tensor) -> None:
+        """Cache the style image's Gram matrices (1, 3, H, W) once."""
+        feats = self.features(style)
+        self.style_grams = [gram(feats[name]) for name in STYLE_LAYERS]
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted loss terms and their sum ('total'), each a float32 scalar."""
+        if self.style_grams is None:
+            raise RuntimeError("set_style() first")
+        with torch.no_grad():
+            target = self.features(content, upto=CONTENT_LAYER)[CONTENT_LAYER]
+        feats = self.features(output)
+        content_loss = F.mse_loss(feats[CONTENT_LAYER].float(), target.float())
+        style_loss = sum(F.mse_loss(gram(feats[name]), g.expand(output.shape[0], -1, -1))
+                         for name, g in zip(STYLE_LAYERS, self.style_grams))
+        terms = {"content": self.weights["content"] * content_loss,
+                 "style": self.weights["style"] * style_loss,
+                 "tv": self.weights["tv"] * total_variation(output.float())}
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C) Gram matrices normalised by C*H*W, in float32."""
+    n, c, h, w = features.shape
+    f = features.float().reshape(n, c, h * w)
+    return f.bmm(f.transpose(1, 2)) / (c * h * w)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Sum of absolute differences of neighbouring pixels, averaged over the batch."""
+    return ((x[..., 1:, :] - x[..., :-1, :]).abs().sum() + (x[..., :, 1:] - x[..., :, :-1]).abs().sum()) / x.shape[0]

@@ -3,7 +3,8 @@
 frames (H, W, 3) and get RGB uint8 frames of the same size back."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections import deque
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -101,6 +102,16 @@ class Stylizer:
     def stylize_image(self, rgb: np.ndarray) -> np.ndarray:
         return self.stylize([rgb])[0]
 
+    def stylize_stream(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[np.ndarray]]:
+        """Stylize a stream of batches (lists of RGB uint8 frames of one size), yielding each batch's results
+        in order. On CUDA the host<->device copies overlap the network (see CudaStreamer): the result of a
+        batch comes out after the next batch has been taken in. Elsewhere batches run one after another."""
+        if self.device.type == "cuda":
+            yield from CudaStreamer(self).run(batches)
+        else:
+            for batch in batches:
+                yield self.stylize(batch)
+
 
 def frames_to_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
     """RGB uint8 (H, W, 3) frames -> (N, 3, H, W) float32 in [0, 1]."""
@@ -127,3 +138,80 @@ def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
     r, g, b = rgb.unbind(1)
     return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+class CudaStreamer:
+    """The GPU path for streams of frames, double-buffered over three CUDA streams:
+
+        pinned host uint8 --upload--> device uint8 --compute: to fp16/fp32 channels_last, network, post-process,
+        back to uint8--> device uint8 --download--> pinned host uint8
+
+    Frames cross the bus as uint8 (a quarter of float32's bytes) and are converted on the GPU. With two slots,
+    while batch k computes, batch k+1 uploads and batch k-1 downloads. Events order the streams; a slot is
+    reused only after the batch that last used it has been collected."""
+
+    SLOTS = 2
+
+    def __init__(self, stylizer: Stylizer):
+        self.stylizer = stylizer
+        self.device = stylizer.device
+        self.upload, self.compute, self.download = (torch.cuda.Stream(self.device) for _ in range(3))
+        torch.backends.cudnn.benchmark = True  # a stream's frames share one size: worth timing the kernels once
+        self.shape: tuple[int, int, int] | None = None  # (batch capacity, H, W) of the buffers
+
+    def _allocate(self, capacity: int, h: int, w: int) -> None:
+        torch.cuda.synchronize(self.device)  # nothing in flight may still use the old buffers
+        shape = (capacity, h, w, 3)
+        self.host_in = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(self.SLOTS)]
+        self.host_out = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(self.SLOTS)]
+        self.dev_in = [torch.empty(shape, dtype=torch.uint8, device=self.device) for _ in range(self.SLOTS)]
+        self.dev_out = [torch.empty(shape, dtype=torch.uint8, device=self.device) for _ in range(self.SLOTS)]
+        self.uploaded, self.computed, self.downloaded = (
+            [torch.cuda.Event() for _ in range(self.SLOTS)] for _ in range(3))
+        self.shape = (capacity, h, w)
+
+    def run(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[list[np.ndarray]]:
+        in_flight: deque[tuple[int, int]] = deque()  # (slot, batch length), oldest first
+        slot = 0
+        for batch in batches:
+            if not batch:
+                continue
+            h, w = batch[0].shape[:2]
+            if self.shape is None or self.shape[1:] != (h, w) or len(batch) > self.shape[0]:
+                while in_flight:
+                    yield self._collect(*in_flight.popleft())
+                self._allocate(max(len(batch), self.stylizer.batch_size), h, w)
+            if len(in_flight) == self.SLOTS:
+                yield self._collect(*in_flight.popleft())
+            self._submit(slot, batch)
+            in_flight.append((slot, len(batch)))
+            slot = (slot + 1) % self.SLOTS
+        while in_flight:
+            yield self._collect(*in_flight.popleft())
+
+    @torch.inference_mode()
+    def _submit(self, slot: int, batch: Sequence[np.ndarray]) -> None:
+        n, s = len(batch), self.stylizer
+        host_in = self.host_in[slot][:n]
+        np.stack(batch, out=host_in.numpy())
+        with torch.cuda.stream(self.upload):
+            self.upload.wait_event(self.computed[slot])  # the previous batch in this slot has read dev_in
+            self.dev_in[slot][:n].copy_(host_in, non_blocking=True)
+            self.uploaded[slot].record(self.upload)
+        with torch.cuda.stream(self.compute):
+            self.compute.wait_event(self.uploaded[slot])
+            self.compute.wait_event(self.downloaded[slot])  # the previous batch in this slot has left dev_out
+            # NHWC uint8 permuted to NCHW *is* channels_last in memory: no layout copy on the way in.
+            x = self.dev_in[slot][:n].permute(0, 3, 1, 2).to(s.dtype).div_(255.0)
+            y = s.model(x.contiguous(memory_format=s.memory_format)).float()
+            y = s.postprocess(x.float(), y)
+            self.dev_out[slot][:n].copy_(y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1))
+            self.computed[slot].record(self.compute)
+        with torch.cuda.stream(self.download):
+            self.download.wait_event(self.computed[slot])
+            self.host_out[slot][:n].copy_(self.dev_out[slot][:n], non_blocking=True)
+            self.downloaded[slot].record(self.download)
+
+    def _collect(self, slot: int, n: int) -> list[np.ndarray]:
+        self.downloaded[slot].synchronize()
+        return list(self.host_out[slot][:n].numpy().copy())

@@ -1,0 +1,71 @@
+"""Measure each style on photos it never saw: the Gram style loss of the output against the style image and
+the content loss against the photo, beside the same figures for the unstylized photo.
+
+    python scripts/evaluate_styles.py --vgg-weights ../shared/data/vgg/vgg16_to_relu4_3_fp16.pth \
+        --styles-dir ../shared/data/styles
+
+Losses are unweighted (content: relu2_2 MSE; style: sum over relu1_2..relu4_3 of Gram MSE, x1e5 for
+readability, the default --style-weight), photos capped at --max-size on the long side, style image at 256.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from nst_video.images import expand_inputs, load_image
+from nst_video.styles import StyleRegistry
+from nst_video.stylizer import Stylizer, frames_to_tensor
+from training.data import load_rgb_tensor
+from training.loss_net import PerceptualLoss, load_vgg_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+STYLE_IMAGE_DIRS = [ROOT / "samples" / "styles", ROOT.parent / "shared" / "data" / "styles"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vgg-weights", required=True)
+    ap.add_argument("--photos", type=Path, default=ROOT / "samples" / "photos")
+    ap.add_argument("--max-size", type=int, default=384)
+    ap.add_argument("--style-size", type=int, default=256)
+    args = ap.parse_args()
+
+    loss_net = PerceptualLoss(load_vgg_weights(args.vgg_weights), 1.0, 1e5, 0.0)
+    photos = [load_image(p, max_size=args.max_size).rgb for p in expand_inputs([str(args.photos)])]
+    table = Table("style", "style loss: photo", "style loss: output", "content loss: photo", "content loss: output",
+                  box=None)
+    registry = StyleRegistry()
+    for info in registry.available():
+        style_path = find_style_image(info.training.get("style_image", ""))
+        if style_path is None:
+            print(f"{info.name}: style image {info.training.get('style_image')!r} not found; skipped")
+            continue
+        loss_net.set_style(load_rgb_tensor(style_path, max_size=args.style_size)[None])
+        stylizer = Stylizer.from_style(str(info.path), device="cpu")
+        sums = {"sp": 0.0, "so": 0.0, "cp": 0.0, "co": 0.0}
+        with torch.no_grad():
+            for rgb in photos:
+                photo = frames_to_tensor([rgb])
+                styled = frames_to_tensor(stylizer.stylize([rgb]))
+                unstyled = loss_net(photo, photo)
+                out = loss_net(styled, photo)
+                sums["sp"] += unstyled["style"].item()
+                sums["so"] += out["style"].item()
+                sums["cp"] += unstyled["content"].item()
+                sums["co"] += out["content"].item()
+        n = len(photos)
+        table.add_row(Path(info.path).stem, *(f"{sums[k] / n:.3g}" for k in ("sp", "so", "cp", "co")))
+    Console().print(table)
+
+
+def find_style_image(name: str) -> Path | None:
+    """The training records the style image's file name; look for it where the bundled styles came from."""
+    return next((folder / name for folder in STYLE_IMAGE_DIRS if name and (folder / name).is_file()), None)
+
+
+if __name__ == "__main__":
+    main()

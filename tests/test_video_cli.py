@@ -1,0 +1,143 @@
+"""`nst-video video` through the real CLI: a stylized file that keeps the input's timing, size and audio; a
+clean stop on Ctrl-C; one clear line for each bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nst_video.cli import main
+from tests.conftest import needs_shared_data, run_cli
+from tests.video_media import NTSC, make_audio_only, make_clip, mean_abs_diff, picture, probe
+
+
+def test_stylizes_an_odd_size_clip_keeping_timing_and_audio(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", width=65, height=49, frames=10, pix_fmt="yuv444p")
+    out = tmp_path / "out.mp4"
+    r = run_cli(src, out, "--style", "randomstyle")  # the bare form: the input's kind picks `video`
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stderr and "10 frames" in r.stderr
+    a, b = probe(src, pictures=True), probe(out, pictures=True)
+    assert (b.frames, b.average_rate, b.width, b.height) == (10, NTSC, 66, 50)
+    assert b.times == pytest.approx(a.times, abs=1e-6)
+    assert b.audio == "aac" and b.audio_seconds == pytest.approx(a.audio_seconds, abs=0.03)
+    assert mean_abs_diff(a.pictures[5], b.pictures[5][:49, :65]) > 10  # it really was stylized
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
+def test_strength_zero_gives_back_the_input_upright_through_batches_and_temporal(tmp_path):
+    # strength 0 makes the Stylizer return its input: the whole pipeline must then reproduce the video
+    # (rotation applied, frames in order across uneven batches, no ghosts from --temporal where it moves).
+    src = make_clip(tmp_path / "in.mov", frames=11, rotation=90, audio=None)
+    out = tmp_path / "out.mkv"
+    r = run_cli("video", src, out, "--style", "randomstyle", "--strength", "0", "--temporal", "1",
+                "--batch-size", "3", "--crf", "10", "--preset", "ultrafast")
+    assert r.returncode == 0, r.stderr
+    b = probe(out, pictures=True)
+    assert (b.frames, b.width, b.height) == (11, 48, 64)
+    for i, got in enumerate(b.pictures):
+        assert mean_abs_diff(got, np.rot90(picture(i, 48, 64))) < 4, f"frame {i}"
+
+
+def test_ctrl_c_keeps_a_playable_file_of_the_frames_done(tmp_path):
+    src = make_clip(tmp_path / "long.mp4", frames=600)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "nst_video", "video", src, out, "--style", "randomstyle",
+                             "--batch-size", "1", "--preset", "ultrafast"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The temporary file appears once the model is loaded and the input opened; a few seconds later frames
+    # have been stylized (600 tiny frames take far longer than that).
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline \
+            and not any(".partial" in p.name for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(3)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: wrote the first" in stderr and "Traceback" not in stderr
+    done = probe(out)
+    assert 0 < done.frames < 600
+    assert done.audio == "aac" and done.audio_seconds < done.video_end + 0.1  # audio cut with the video
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "out.mp4"]
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("case", ["not a video", "no video stream", "truncated", "output is input",
+                                  "missing output folder", "output is a folder", "no extension",
+                                  "unknown codec", "codec the container cannot hold"])
+def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, case):
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=None)
+    src, out = clip, tmp_path / "out.mp4"
+    extra = []
+    if case == "not a video":
+        src = tmp_path / "notes.mp4"
+        src.write_text("hello\n" * 100)
+    elif case == "no video stream":
+        src = make_audio_only(tmp_path / "sound.m4a")
+    elif case == "truncated":
+        src = tmp_path / "cut.mp4"
+        src.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    elif case == "output is input":
+        out = clip
+    elif case == "missing output folder":
+        out = tmp_path / "nope" / "out.mp4"
+    elif case == "output is a folder":
+        out = tmp_path
+    elif case == "no extension":
+        out = tmp_path / "out"
+    elif case == "unknown codec":
+        extra = ["--codec", "nosuchcodec"]
+    else:
+        out, extra = tmp_path / "out.webm", ["--codec", "libx264"]
+    before, original = sorted(p.name for p in tmp_path.iterdir()), clip.read_bytes()
+    r = _cli("video", src, out, "--style", "randomstyle", *extra)
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("nst-video: error:"), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert clip.read_bytes() == original
+
+
+@pytest.mark.shared_data
+def test_real_clip_with_start_offset_and_8khz_audio(tmp_path):
+    src = needs_shared_data("videos", "desks__exoplayer.3gp")  # H.263 in 3GP, 352x288, 14.14 fps, AAC 8 kHz
+    small = tmp_path / "desks_small.3gp"
+    _first_frames(src, small, 4)
+    out = tmp_path / "out.mp4"
+    r = run_cli("video", small, out, "--style", "randomstyle")
+    assert r.returncode == 0, r.stderr
+    a, b = probe(small), probe(out)
+    assert b.frames == a.frames == 4 and (b.width, b.height) == (352, 288)
+    assert b.times == pytest.approx(a.times, abs=1e-4) and b.times[0] > 0.1  # the 0.128 s start is kept
+    assert b.audio == "aac"
+
+
+def _first_frames(src, dst, n):
+    """Copy the first n video packets (and the audio up to them) of a file: a short real clip to stylize."""
+    import av
+    with av.open(str(src), metadata_errors="replace") as inp, av.open(str(dst), "w") as outp:
+        v_in, a_in = inp.streams.video[0], inp.streams.audio[0]
+        v_out, a_out = outp.add_stream_from_template(v_in), outp.add_stream_from_template(a_in)
+        end, count = None, 0
+        for packet in inp.demux(v_in, a_in):
+            if packet.size == 0:
+                continue
+            if packet.stream is v_in:
+                if count == n:
+                    end = float(packet.pts * packet.time_base)
+                    break
+                count += 1
+                packet.stream = v_out
+            else:
+                packet.stream = a_out
+            outp.mux(packet)
+    assert end is not None and os.path.getsize(dst) > 0

@@ -1,0 +1,173 @@
+"""VideoSource / VideoSink without the network: a decode -> encode round trip must keep everything but the
+pixels' compression noise (frame count, timestamps, rate, size, orientation, colours, audio)."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from nst_video.errors import NstError
+from nst_video.video_io import VideoSink, VideoSource
+from tests.conftest import needs_shared_data
+from tests.video_media import NTSC, make_audio_only, make_broken_audio_clip, make_clip, mean_abs_diff, picture, probe
+
+
+def passthrough(src, dst, **kwargs):
+    with VideoSource(src) as source:
+        info = source.info
+        with VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, audio_from=src,
+                       colorspace=info.colorspace, **kwargs) as sink:
+            for frame in source:
+                sink.write(frame.rgb, frame.pts, frame.duration)
+    return info
+
+
+def test_ntsc_rate_timestamps_and_audio_are_kept(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=15, rate=NTSC)
+    passthrough(src, tmp_path / "out.mp4")
+    a, b = probe(src, pictures=True), probe(tmp_path / "out.mp4", pictures=True)
+    assert b.frames == a.frames == 15
+    assert b.average_rate == NTSC  # 29.97 stays 30000/1001, not 29 or 30
+    assert b.times == pytest.approx(a.times, abs=1e-6)
+    assert b.video_end == pytest.approx(a.video_end, abs=1e-3)
+    assert (b.width, b.height, b.codec) == (64, 48, "h264")
+    assert b.audio == "aac" and b.audio_seconds == pytest.approx(a.audio_seconds, abs=0.03)
+    assert max(mean_abs_diff(x, y) for x, y in zip(a.pictures, b.pictures, strict=True)) < 3
+
+
+def test_variable_frame_rate_is_kept(tmp_path):
+    pts = [0, 33, 70, 100, 180, 190, 250, 400, 401, 450]  # milliseconds, as a webcam records
+    src = make_clip(tmp_path / "vfr.mkv", pts=pts, time_base=Fraction(1, 1000), audio=None)
+    passthrough(src, tmp_path / "out.mp4")
+    out = probe(tmp_path / "out.mp4")
+    assert out.times == pytest.approx([p / 1000 for p in pts], abs=1e-6)
+
+
+def test_odd_sizes_are_padded_by_one_pixel(tmp_path):
+    src = make_clip(tmp_path / "odd.mkv", width=65, height=49, pix_fmt="yuv444p", audio="libopus")
+    passthrough(src, tmp_path / "out.mp4")
+    a, b = probe(src, pictures=True), probe(tmp_path / "out.mp4", pictures=True)
+    assert (b.width, b.height) == (66, 50) and b.frames == a.frames
+    assert mean_abs_diff(a.pictures[3], b.pictures[3][:49, :65]) < 5  # 4:4:4 -> 4:2:0 at a tiny size
+    assert mean_abs_diff(b.pictures[3][49], b.pictures[3][48]) < 3  # the padding repeats the last row
+    assert b.audio == "opus"  # Opus goes into MP4 as it is
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied(tmp_path, rotation):
+    src = make_clip(tmp_path / "rot.mp4", rotation=rotation, audio=None, frames=3)
+    passthrough(src, tmp_path / "out.mp4")
+    out = probe(tmp_path / "out.mp4", pictures=True)
+    upright = np.rot90(picture(0, 48, 64), rotation // 90)  # counter-clockwise, as FFmpeg's autorotate does
+    assert (out.height, out.width) == upright.shape[:2]
+    assert mean_abs_diff(out.pictures[0], upright) < 4
+
+
+@pytest.mark.parametrize("codec,pix_fmt,suffix", [("libx264", "yuv444p", ".mkv"), ("mpeg4", "yuv420p", ".avi"),
+                                                  ("libx264rgb", "rgb24", ".mkv"), ("libx264", "yuvj420p", ".mp4")])
+def test_pixel_formats_and_codecs(tmp_path, codec, pix_fmt, suffix):
+    src = make_clip(tmp_path / f"in{suffix}", codec=codec, pix_fmt=pix_fmt, audio=None, frames=5)
+    passthrough(src, tmp_path / "out.mp4")
+    a, b = probe(src, pictures=True), probe(tmp_path / "out.mp4", pictures=True)
+    assert b.frames == 5
+    assert mean_abs_diff(a.pictures[2], b.pictures[2]) < 4
+
+
+def test_audio_is_transcoded_where_the_container_cannot_take_it(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=12)  # AAC, which AVI does not take as it is
+    passthrough(src, tmp_path / "out.avi")
+    out = probe(tmp_path / "out.avi")
+    assert out.audio == "mp3" and out.audio_seconds == pytest.approx(12 / NTSC, abs=0.1)
+
+
+def test_broken_audio_warns_and_keeps_the_video(tmp_path):
+    src = make_broken_audio_clip(tmp_path / "in.mkv")
+    warnings = []
+    passthrough(src, tmp_path / "out.mp4", on_warning=warnings.append)
+    out = probe(tmp_path / "out.mp4")
+    assert out.frames == 10 and out.audio is None
+    assert len(warnings) == 1 and "audio" in warnings[0] and "without it" in warnings[0]
+
+
+def test_sink_writes_atomically(tmp_path):
+    final = tmp_path / "out.mp4"
+    with VideoSink(final, 64, 48, Fraction(1, 1000), codec="libx264") as sink:
+        for i in range(3):
+            sink.write(picture(i, 48, 64), i * 40)
+        assert not final.exists() and sink.tmp.exists()
+    assert final.exists() and list(tmp_path.iterdir()) == [final]
+    assert probe(final).frames == 3
+
+
+def test_sink_keeps_a_playable_file_on_ctrl_c_and_nothing_on_errors(tmp_path):
+    kept, dropped = tmp_path / "kept.mp4", tmp_path / "dropped.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with VideoSink(kept, 65, 49, Fraction(1, 1000)) as sink:  # odd size: the sink pads it itself
+            for i in range(4):
+                sink.write(picture(i, 49, 65), i * 33)
+            raise KeyboardInterrupt
+    assert probe(kept).frames == 4
+    with pytest.raises(RuntimeError):
+        with VideoSink(dropped, 64, 48, Fraction(1, 1000)) as sink:
+            sink.write(picture(0, 48, 64), 0)
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.mp4"]
+
+
+def test_sink_repairs_repeated_timestamps_and_writes_nothing_without_frames(tmp_path):
+    with VideoSink(tmp_path / "out.mp4", 64, 48, Fraction(1, 1000)) as sink:
+        for pts in (0, 40, 40, 80):  # two frames in the same millisecond
+            sink.write(picture(0, 48, 64), pts)
+    assert probe(tmp_path / "out.mp4").times == pytest.approx([0, 0.04, 0.041, 0.08])
+    VideoSink(tmp_path / "empty.mp4", 64, 48, Fraction(1, 30)).close()
+    assert not (tmp_path / "empty.mp4").exists()
+
+
+def test_sink_refuses_what_cannot_work(tmp_path):
+    with pytest.raises(NstError, match="cannot hold"):
+        VideoSink(tmp_path / "out.webm", 64, 48, Fraction(1, 30), codec="libx264")
+    with pytest.raises(NstError, match="unknown video encoder"):
+        VideoSink(tmp_path / "out.mp4", 64, 48, Fraction(1, 30), codec="nosuchcodec")
+    with pytest.raises(NstError, match="extension"):
+        VideoSink(tmp_path / "out", 64, 48, Fraction(1, 30))
+    with pytest.raises(NstError, match="does not exist"):
+        VideoSink(tmp_path / "missing" / "out.mp4", 64, 48, Fraction(1, 30))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs_fail_with_one_clear_reason(tmp_path):
+    (tmp_path / "text.mp4").write_text("not a video\n" * 50)
+    cases = {tmp_path / "text.mp4": "not a video", tmp_path / "nope.mp4": "no such file",
+             make_audio_only(tmp_path / "sound.m4a"): "no video stream", tmp_path: "folder"}
+    for path, message in cases.items():
+        with pytest.raises(NstError, match=message):
+            VideoSource(path)
+
+
+@pytest.mark.parametrize("suffix,keep", [(".mp4", 0.5), (".mkv", 0.6)])
+def test_truncated_files_are_refused(tmp_path, suffix, keep):
+    whole = make_clip(tmp_path / f"whole{suffix}", frames=60, audio=None)
+    cut = tmp_path / f"cut{suffix}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(NstError, match="truncated"):
+        with VideoSource(cut) as source:
+            for _ in source:
+                pass
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["tree__opencv.avi", "desks__exoplayer.3gp", "flower__mdn-cc0.webm",
+                                  "asl-thanks__intel.mkv"])
+def test_real_clips_round_trip(tmp_path, name):
+    """Cinepak rgb24 AVI with 'repeat' frames, H.263 3GP starting at 0.128 s with 8 kHz AAC, VP8 + Vorbis
+    WebM (Vorbis is transcoded to AAC for MP4), full-range (yuvj420p) H.264 in Matroska."""
+    src = needs_shared_data("videos", name)
+    info = passthrough(src, tmp_path / "out.mp4", preset="ultrafast")
+    a, b = probe(src, pictures=True), probe(tmp_path / "out.mp4", pictures=True)
+    assert b.frames == a.frames and (b.width, b.height) == (info.width, info.height)
+    assert b.times == pytest.approx(a.times, abs=1e-4)
+    assert b.video_end == pytest.approx(a.video_end, abs=0.01)
+    assert (b.audio is None) == (a.audio is None)
+    if a.audio:
+        assert b.audio_seconds == pytest.approx(a.audio_seconds, abs=0.1)
+    assert np.mean([mean_abs_diff(x, y) for x, y in zip(a.pictures, b.pictures, strict=True)]) < 3

@@ -146,7 +146,7 @@ def styles_cmd():
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Blend with the previous output where the picture is still, against flicker (0 = off).")

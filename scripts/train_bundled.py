@@ -41,6 +41,8 @@ def main() -> int:
     ap.add_argument("--gpu", action="store_true", help="full recipe: 256 px, batch 4, 40k steps, AMP")
     ap.add_argument("--max-steps", type=int, help="override the step count")
     ap.add_argument("--from-scratch", action="store_true", help="no --init-from for the non-base styles")
+    ap.add_argument("--init-from", type=Path, help="style file the non-base styles start from "
+                    "(default: the bundled base style)")
     ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
     args = ap.parse_args()
 
@@ -61,7 +63,7 @@ def main() -> int:
                "--checkpoint-dir", str(ROOT / "runs" / name), "--output", str(args.out / f"{name}.safetensors"),
                *settings]
         if name != BASE and not args.from_scratch:
-            cmd += ["--init-from", str(args.out / f"{BASE}.safetensors")]
+            cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
         if (ROOT / "runs" / name / "last.pt").exists():
             cmd.append("--resume")
         print("+", " ".join(cmd), flush=True)

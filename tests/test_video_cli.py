@@ -71,7 +71,8 @@ def _cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("case", ["not a video", "no video stream", "truncated", "output is input",
+@pytest.mark.parametrize("case", ["not a video", "a folder", "no video stream", "truncated", "truncated mkv",
+                                  "output is input",
                                   "missing output folder", "output is a folder", "no extension",
                                   "unknown codec", "codec the container cannot hold"])
 def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, case):
@@ -81,11 +82,18 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, case):
     if case == "not a video":
         src = tmp_path / "notes.mp4"
         src.write_text("hello\n" * 100)
+    elif case == "a folder":
+        src = tmp_path
     elif case == "no video stream":
         src = make_audio_only(tmp_path / "sound.m4a")
     elif case == "truncated":
         src = tmp_path / "cut.mp4"
         src.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    elif case == "truncated mkv":  # the header is intact: found only when the frames run out early
+        whole = make_clip(tmp_path / "whole.mkv", frames=16, audio=None)
+        src = tmp_path / "cut.mkv"
+        src.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+        whole.unlink()
     elif case == "output is input":
         out = clip
     elif case == "missing output folder":
@@ -101,7 +109,7 @@ def test_bad_input_gives_one_line_and_leaves_nothing(tmp_path, case):
     before, original = sorted(p.name for p in tmp_path.iterdir()), clip.read_bytes()
     r = _cli("video", src, out, "--style", "randomstyle", *extra)
     assert r.exit_code == 1, r.output
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("stylizing")]
     assert len(lines) == 1 and lines[0].startswith("nst-video: error:"), r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert clip.read_bytes() == original

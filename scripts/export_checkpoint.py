@@ -1,0 +1,35 @@
+"""Write a style file from a training checkpoint (e.g. to use or fine-tune from a run that is still going).
+
+    python scripts/export_checkpoint.py runs/starry_night/last.pt out.safetensors --name starry_night
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from nst_video.styles import StyleInfo, save_style
+from training.train import CHECKPOINT_FORMAT
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("output", type=Path)
+    ap.add_argument("--name", required=True)
+    args = ap.parse_args()
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise SystemExit(f"{args.checkpoint}: not an nst-video training checkpoint")
+    cfg = state["config"]
+    training = {k: cfg[k] for k in ("image_size", "style_size", "batch_size", "lr", "content_weight",
+                                     "style_weight", "tv_weight", "seed") if k in cfg}
+    training.update(steps=state["step"], style_image=Path(cfg["style_image"]).name, exported_from_checkpoint=True)
+    info = StyleInfo(name=args.name, title=cfg.get("title") or args.name, credit=cfg.get("credit", ""),
+                     training=training)
+    print(save_style(args.output, state["model"], info))
+
+
+if __name__ == "__main__":
+    main()

@@ -43,6 +43,8 @@ def main() -> int:
     ap.add_argument("--from-scratch", action="store_true", help="no --init-from for the non-base styles")
     ap.add_argument("--init-from", type=Path, help="style file the non-base styles start from "
                     "(default: the bundled base style)")
+    ap.add_argument("--style-weight", type=float, default=4e4,
+                    help="at 128 px the trainer's default (1e5) buried the photo under the texture")
     ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
     args = ap.parse_args()
 
@@ -60,7 +62,7 @@ def main() -> int:
         cmd = [sys.executable, "-m", "nst_video", "train", "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
                "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
-               "--checkpoint-dir", str(ROOT / "runs" / name), "--output", str(args.out / f"{name}.safetensors"),
+               "--style-weight", str(args.style_weight), "--checkpoint-dir", str(ROOT / "runs" / name), "--output", str(args.out / f"{name}.safetensors"),
                *settings]
         if name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]

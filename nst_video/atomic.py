@@ -22,11 +22,16 @@ def temp_path_beside(final: Path) -> Path:
     except OSError as e:
         raise NstError(f"cannot write to {folder}: {e.strerror or e}") from None
     os.close(fd)
-    # mkstemp creates 0600; give the file the permissions a plain open() would (0666 minus the umask).
+    return Path(name)
+
+
+def move_into_place(tmp: Path, final: Path) -> None:
+    """Rename a finished temporary file to its final name, with the permissions a plain open() would have
+    given it (mkstemp, and writers that recreate the file, leave 0600)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, final)
 
 
 @contextlib.contextmanager
@@ -36,7 +41,7 @@ def atomic_output(final: Path) -> Iterator[Path]:
     tmp = temp_path_beside(final)
     try:
         yield tmp
-        os.replace(tmp, final)
+        move_into_place(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -6,7 +6,6 @@ source's audio along, and writes under a temporary name that is renamed only whe
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-from nst_video.atomic import temp_path_beside
+from nst_video.atomic import move_into_place, temp_path_beside
 from nst_video.errors import NstError
 
 # Audio codecs copied as they are per output container family; anything else is transcoded (see AUDIO_ENCODER).
@@ -430,7 +429,7 @@ class VideoSink:
                 self._check_audio()
             self.container.close()
             self._closed = True
-            os.replace(self.tmp, self.path)
+            move_into_place(self.tmp, self.path)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.FFmpegError, OSError)):

@@ -24,6 +24,9 @@ def test_odd_size_photo_keeps_its_size_via_implicit_mode(photo, tmp_path):
         styled = np.asarray(im).astype(int)
     with Image.open(photo) as im:
         assert np.abs(styled - np.asarray(im).astype(int)).mean() > 10  # it really was stylized
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temp file
 
 
 def test_explicit_image_command_with_o_and_max_size(photo, tmp_path):

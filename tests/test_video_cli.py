@@ -48,7 +48,10 @@ def test_ctrl_c_keeps_a_playable_file_of_the_frames_done(tmp_path):
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "nst_video", "video", src, out, "--style", "randomstyle",
                              "--batch-size", "1", "--preset", "ultrafast"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell that starts CI in the background ignores SIGINT, and children inherit
+                            # that; a user's terminal does not, so give the child the default behaviour
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # The temporary file appears once the model is loaded and the input opened; a few seconds later frames
     # have been stylized (600 tiny frames take far longer than that).
     deadline = time.monotonic() + 120

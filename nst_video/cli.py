@@ -221,7 +221,8 @@ def training_options(func):
                                            "style_weight", "tv_weight", "seed", "device")}
     options = [
         click.option("--vgg-weights", type=click.Path(dir_okay=False),
-                     help="VGG16 weights (.pth state dict); default $NST_VIDEO_VGG_WEIGHTS, else torchvision's download."),
+                     help="VGG16 weights (.pth state dict); default $NST_VIDEO_VGG_WEIGHTS, "
+                          "else torchvision's download."),
         click.option("--batch-size", type=click.IntRange(min=1), default=d["batch_size"], show_default=True),
         click.option("--image-size", type=click.IntRange(min=16), default=d["image_size"], show_default=True,
                      help="Training crop size (pixels)."),

@@ -95,7 +95,7 @@ class Stylizer:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
                 batch = frames_to_tensor([frames[i] for i in chunk])
-                for i, frame in zip(chunk, tensor_to_frames(self.stylize_tensor(batch))):
+                for i, frame in zip(chunk, tensor_to_frames(self.stylize_tensor(batch)), strict=True):
                     out[i] = frame
         return out  # type: ignore[return-value]
 

@@ -62,7 +62,8 @@ def main() -> int:
         cmd = [sys.executable, "-m", "nst_video", "train", "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
                "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
-               "--style-weight", str(args.style_weight), "--checkpoint-dir", str(ROOT / "runs" / name), "--output", str(args.out / f"{name}.safetensors"),
+               "--style-weight", str(args.style_weight), "--checkpoint-dir", str(ROOT / "runs" / name),
+               "--output", str(args.out / f"{name}.safetensors"),
                *settings]
         if name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]

@@ -61,7 +61,7 @@ def test_transfer_luminance_identity():
 def test_uint8_round_trip_is_exact():
     frames = _frames(2, 5, 7)
     back = tensor_to_frames(frames_to_tensor(frames))
-    assert all(np.array_equal(a, b) for a, b in zip(frames, back))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, back, strict=True))
 
 
 def test_bad_device_and_strength_are_user_errors():

@@ -165,7 +165,8 @@ def test_short_real_run_lowers_style_loss_and_the_style_works(tmp_path):
     content = needs_shared_data("content", "train256")
     style = needs_shared_data("styles", "starry_night.jpg")
     vgg = needs_shared_data("vgg", "vgg16_to_relu4_3_fp16.pth")
-    out = train(TrainConfig(content_dir=str(content), style_image=str(style), name="sn", output=str(tmp_path / "sn.safetensors"),
+    out = train(TrainConfig(content_dir=str(content), style_image=str(style), name="sn",
+                            output=str(tmp_path / "sn.safetensors"),
                             vgg_weights=str(vgg), checkpoint_dir=str(tmp_path / "ck"), batch_size=2, image_size=64,
                             style_size=128, max_steps=60, log_interval=1, sample_interval=60, device="cpu"))
     style_losses = [r["style"] for r in _log(tmp_path) if "style" in r]

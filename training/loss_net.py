@@ -118,7 +118,7 @@ class PerceptualLoss(nn.Module):
         feats = self.features(output)
         content_loss = F.mse_loss(feats[CONTENT_LAYER].float(), target.float())
         style_loss = sum(F.mse_loss(gram(feats[name]), g.expand(output.shape[0], -1, -1))
-                         for name, g in zip(STYLE_LAYERS, self.style_grams))
+                         for name, g in zip(STYLE_LAYERS, self.style_grams, strict=True))
         terms = {"content": self.weights["content"] * content_loss,
                  "style": self.weights["style"] * style_loss,
                  "tv": self.weights["tv"] * total_variation(output.float())}

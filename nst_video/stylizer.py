@@ -119,10 +119,14 @@ def frames_to_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
     return batch.float().div_(255.0)
 
 
+def to_uint8_nhwc(batch: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8 on the same device (rounded, not truncated)."""
+    return batch.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
 def tensor_to_frames(batch: torch.Tensor) -> list[np.ndarray]:
-    """(N, 3, H, W) float in [0, 1] -> RGB uint8 (H, W, 3) frames (rounded, not truncated)."""
-    as_uint8 = batch.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return list(as_uint8.permute(0, 2, 3, 1).contiguous().cpu().numpy())
+    """(N, 3, H, W) float in [0, 1] -> RGB uint8 (H, W, 3) frames."""
+    return list(to_uint8_nhwc(batch).contiguous().cpu().numpy())
 
 
 def transfer_luminance(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -191,7 +195,7 @@ class CudaStreamer:
 
     @torch.inference_mode()
     def _submit(self, slot: int, batch: Sequence[np.ndarray]) -> None:
-        n, s = len(batch), self.stylizer
+        n = len(batch)
         host_in = self.host_in[slot][:n]
         np.stack(batch, out=host_in.numpy())
         with torch.cuda.stream(self.upload):
@@ -202,10 +206,8 @@ class CudaStreamer:
             self.compute.wait_event(self.uploaded[slot])
             self.compute.wait_event(self.downloaded[slot])  # the previous batch in this slot has left dev_out
             # NHWC uint8 permuted to NCHW *is* channels_last in memory: no layout copy on the way in.
-            x = self.dev_in[slot][:n].permute(0, 3, 1, 2).to(s.dtype).div_(255.0)
-            y = s.model(x.contiguous(memory_format=s.memory_format)).float()
-            y = s.postprocess(x.float(), y)
-            self.dev_out[slot][:n].copy_(y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1))
+            y = self.stylizer.stylize_tensor(self.dev_in[slot][:n].permute(0, 3, 1, 2).float().div_(255.0))
+            self.dev_out[slot][:n].copy_(to_uint8_nhwc(y))
             self.computed[slot].record(self.compute)
         with torch.cuda.stream(self.download):
             self.download.wait_event(self.computed[slot])

@@ -43,14 +43,17 @@ class NstGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
+        from nst_video import signals
+
         try:
-            return super().invoke(ctx)
+            with signals.raise_on_stop_signals():  # SIGTERM and SIGHUP stop every job the way Ctrl-C does
+                return super().invoke(ctx)
         except NstError as e:
             click.echo(f"nst-video: error: {e}", err=True)
             ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("nst-video: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:
+            click.echo(f"nst-video: interrupted ({signals.signal_name(getattr(e, 'signum', None))})", err=True)
+            ctx.exit(signals.exit_code(e))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as e:  # a bug, not bad input: still one line, the traceback on request
@@ -83,7 +86,8 @@ def stylizer_options(func):
     @click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
                   help="Blend with the original: 1 = fully stylized, 0 = original.")
     @click.option("--preserve-color", is_flag=True, help="Keep the original colours; transfer only luminance.")
-    @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+    @click.option("--batch-size", type=click.IntRange(min=1),
+                  help="Frames per forward pass (default: 4 on a CUDA GPU, 1 on the CPU, where batches do not pay).")
     @functools.wraps(func)
     def wrapper(*args, style, device, fp16, strength, preserve_color, batch_size, **kwargs):
         def make_stylizer():
@@ -137,7 +141,7 @@ def styles_cmd():
     for info in available:
         t = info.training
         trained = ", ".join(f"{k} {t[k]}" for k in ("steps", "image_size", "device") if k in t)
-        table.add_row(Path(info.path).name.removesuffix(".safetensors"), info.title, info.credit, trained,
+        table.add_row(info.key, info.title, info.credit, trained,
                       str(info.path))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
@@ -170,7 +174,8 @@ def video(input_path, output, temporal, codec, crf, preset, no_audio, make_styli
     result = run_video(input_path, output, make_stylizer(), temporal=temporal, codec=codec, crf=crf,
                        preset=preset, audio=not no_audio)
     if result.interrupted:
-        sys.exit(130)
+        from nst_video.signals import exit_code
+        sys.exit(exit_code())
 
 
 # --- webcam: `nst-video webcam` (the job lives in nst_video/webcam.py) ---
@@ -270,7 +275,8 @@ def train(**options):
     if options["init_from"]:
         options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
     if run_training(TrainConfig(**options)) is None:
-        sys.exit(130)
+        from nst_video.signals import exit_code
+        sys.exit(exit_code())
 
 
 @main.command()

@@ -1,7 +1,6 @@
 """Progress bars for every long job (rich): count, rate, elapsed and ETA, on stderr so stdout stays clean."""
 from __future__ import annotations
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -13,7 +12,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-stderr_console = Console(stderr=True)
+from nst_video.report import console as stderr_console
 
 
 class RateColumn(ProgressColumn):

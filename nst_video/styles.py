@@ -42,6 +42,16 @@ class StyleInfo:
     training: dict = field(default_factory=dict)
     path: Path | None = None
 
+    @property
+    def key(self) -> str:
+        """What `--style` takes to find this style again: its file's name without the suffix (the metadata's
+        name where there is no file)."""
+        return style_key(self.path) if self.path else self.name
+
+
+def style_key(path: Path) -> str:
+    return Path(path).name.removesuffix(SUFFIX)
+
 
 def save_style(path: Path, state_dict: dict[str, torch.Tensor], info: StyleInfo,
                dtype: torch.dtype = torch.float16) -> Path:
@@ -128,7 +138,7 @@ def _info_from(meta: dict[str, str], path: Path) -> StyleInfo:
         training = json.loads(meta.get("training") or "{}")
     except json.JSONDecodeError:
         training = {}
-    return StyleInfo(name=meta.get("name") or path.name.removesuffix(SUFFIX), title=meta.get("title", ""),
+    return StyleInfo(name=meta.get("name") or style_key(path), title=meta.get("title", ""),
                      credit=meta.get("credit", ""), training=training, path=path)
 
 
@@ -150,11 +160,11 @@ class StyleRegistry:
                     info = read_info(path)
                 except NstError:
                     continue
-                found.setdefault(path.name.removesuffix(SUFFIX), info)
+                found.setdefault(style_key(path), info)
         return list(found.values())
 
     def names(self) -> list[str]:
-        return [Path(i.path).name.removesuffix(SUFFIX) for i in self.available()]
+        return [info.key for info in self.available()]
 
     def resolve(self, name_or_path: str) -> Path:
         """A style's file: an existing path, or a name looked up in the folders."""

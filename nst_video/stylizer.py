@@ -32,15 +32,23 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Frames per forward pass when the user does not say. A GPU needs several frames to be busy; on a CPU a
+    batch buys no speed (the convolutions already use every core) and only makes a stop wait for the batch."""
+    return 4 if device.type == "cuda" else 1
+
+
 class Stylizer:
     def __init__(self, model: TransformerNet, device: str = "auto", fp16: bool = False, strength: float = 1.0,
-                 preserve_color: bool = False, batch_size: int = 4, info: StyleInfo | None = None):
+                 preserve_color: bool = False, batch_size: int | None = None, info: StyleInfo | None = None):
         self.device = pick_device(device)
         # FP16 only where it is fast and supported; on the CPU it is slower than fp32, so it is ignored.
         self.fp16 = bool(fp16) and self.device.type in ("cuda", "mps")
         self.dtype = torch.float16 if self.fp16 else torch.float32
         # channels_last lets cuDNN pick its fastest (tensor-core) convolution kernels.
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        if batch_size is None:
+            batch_size = default_batch_size(self.device)
         if batch_size < 1:
             raise NstError("--batch-size must be at least 1")
         self.batch_size = batch_size

@@ -43,24 +43,24 @@ class NstGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
-        from nst_video import signals
+        from nst_video import report, signals
 
         try:
             with signals.raise_on_stop_signals():  # SIGTERM and SIGHUP stop every job the way Ctrl-C does
                 return super().invoke(ctx)
         except NstError as e:
-            click.echo(f"nst-video: error: {e}", err=True)
+            report.error(str(e))
             ctx.exit(1)
         except KeyboardInterrupt as e:
-            click.echo(f"nst-video: interrupted ({signals.signal_name(getattr(e, 'signum', None))})", err=True)
+            report.say(f"nst-video: interrupted ({signals.signal_name(getattr(e, 'signum', None))})")
             ctx.exit(signals.exit_code(e))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as e:  # a bug, not bad input: still one line, the traceback on request
             if os.environ.get("NST_VIDEO_DEBUG"):
                 raise
-            click.echo(f"nst-video: internal error: {type(e).__name__}: {e} "
-                       "(run with NST_VIDEO_DEBUG=1 for the traceback, and please report it)", err=True)
+            report.say(f"nst-video: internal error: {type(e).__name__}: {e} "
+                       "(run with NST_VIDEO_DEBUG=1 for the traceback, and please report it)")
             ctx.exit(3)
 
 
@@ -178,7 +178,7 @@ def video(input_path, output, temporal, codec, crf, preset, no_audio, make_styli
         sys.exit(exit_code())
 
 
-# --- webcam: `nst-video webcam` (the job lives in nst_video/webcam.py) ---
+# --- webcam: `nst-video webcam` (the loop lives in nst_video/webcam_loop.py, its state in webcam.py) ---
 
 
 @main.command()
@@ -186,6 +186,8 @@ def video(input_path, output, temporal, codec, crf, preset, no_audio, make_styli
               help="Device index (0, 1, ...), or a video file or URL standing in for a camera.")
 @click.option("--size", default="640x480", show_default=True,
               help="Processing size WxH; the camera picture is centre-cropped to its aspect and scaled.")
+@click.option("--style", "-s", help="Style (name or file) to begin with; added to --styles if not among them. "
+                                   "Default: the first of --styles.")
 @click.option("--styles", help="Comma-separated styles (names or files) to switch between; default: all.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
 @click.option("--fp16", is_flag=True, help="Half precision on GPU (ignored on CPU, where it is slower).")
@@ -199,19 +201,20 @@ def video(input_path, output, temporal, codec, crf, preset, no_audio, make_styli
               help="Where k (snapshots) and r (recordings) write their files.")
 @click.option("--no-window", is_flag=True, help="Run without a window (with --record, and/or --max-frames).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop by itself after this many frames.")
-def webcam(camera, size, styles, no_window, max_frames, snapshot_dir, **options):
+def webcam(camera, size, style, styles, no_window, max_frames, snapshot_dir, **options):
     """Stylize a live camera in a window; keys switch styles, record, snapshot (h lists them).
 
     \b
       nst-video webcam                                  (camera 0, all styles)
       nst-video webcam --camera 1 --styles mosaic,udnie --size 1280x720
+      nst-video webcam --style udnie                    (all styles, beginning with udnie)
       nst-video webcam --no-window --record out.mp4 --max-frames 300
     """
     from nst_video.camera import parse_camera
-    from nst_video.webcam import WebcamOptions, parse_size, run_webcam
+    from nst_video.webcam_loop import WebcamOptions, parse_size, run_webcam
 
     names = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
-    run_webcam(WebcamOptions(camera=parse_camera(camera), size=parse_size(size), styles=names,
+    run_webcam(WebcamOptions(camera=parse_camera(camera), size=parse_size(size), styles=names, style=style,
                              window=not no_window, max_frames=max_frames, snapshot_dir=Path(snapshot_dir),
                              **options))
 
@@ -219,58 +222,56 @@ def webcam(camera, size, styles, no_window, max_frames, snapshot_dir, **options)
 # --- training: `nst-video train`, `nst-video diagnose` (the code lives in training/) ---
 
 
-def training_options(func):
-    """Options shared by `train` and `diagnose` (defaults from TrainConfig, the one source of truth)."""
-    from training.train import TrainConfig as C
-    d = {f: getattr(C, f, None) for f in ("batch_size", "image_size", "style_size", "lr", "content_weight",
-                                           "style_weight", "tv_weight", "seed", "device")}
-    options = [
-        click.option("--vgg-weights", type=click.Path(dir_okay=False),
-                     help="VGG16 weights (.pth state dict); default $NST_VIDEO_VGG_WEIGHTS, "
-                          "else torchvision's download."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=d["batch_size"], show_default=True),
-        click.option("--image-size", type=click.IntRange(min=16), default=d["image_size"], show_default=True,
-                     help="Training crop size (pixels)."),
-        click.option("--style-size", type=click.IntRange(min=16), default=d["style_size"], show_default=True,
-                     help="Long side of the style image: sets the scale of its texture."),
-        click.option("--lr", type=float, default=d["lr"], show_default=True),
-        click.option("--content-weight", type=float, default=d["content_weight"], show_default=True),
-        click.option("--style-weight", type=float, default=d["style_weight"], show_default=True),
-        click.option("--tv-weight", type=float, default=d["tv_weight"], show_default=True),
-        click.option("--device", default=d["device"], show_default=True, help="auto, cpu, cuda or mps."),
-        click.option("--seed", type=int, default=d["seed"], show_default=True),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def config_options(*names: str):
+    """Click options for TrainConfig fields, with the defaults, help and lower bounds declared there (the one
+    source of truth; train() checks the same bounds for callers from Python)."""
+    from dataclasses import MISSING, fields
+
+    from nst_video.training.train import TrainConfig
+
+    declared = {f.name: f for f in fields(TrainConfig)}
+
+    def option(name: str):
+        f = declared[name]
+        meta, flag = f.metadata, "--" + name.replace("_", "-")
+        kwargs = {"help": meta.get("help") or None}
+        if f.default is MISSING:
+            kwargs["required"] = True
+        elif f.type in ("bool", bool):
+            kwargs["is_flag"] = True
+        else:
+            kwargs.update(default=f.default, show_default=f.default is not None and f.default != "")
+            python_type = {"int": int, "float": float}.get(str(f.type))
+            if python_type and meta.get("min") is not None:
+                range_type = click.IntRange if python_type is int else click.FloatRange
+                kwargs["type"] = range_type(min=meta["min"], min_open=meta.get("min_open", False))
+            elif python_type:
+                kwargs["type"] = python_type
+        return click.option(flag, name, **kwargs)
+
+    def decorate(func):
+        for name in reversed(names):
+            func = option(name)(func)
+        return func
+    return decorate
+
+
+LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "content_weight", "style_weight",
+                "tv_weight", "device", "seed")
 
 
 @main.command()
-@click.option("--content-dir", required=True, type=click.Path(), help="Folder of training photos (recursive).")
-@click.option("--style-image", required=True, type=click.Path(), help="The painting to learn.")
-@click.option("--name", required=True, help="Style name (file name and `--style` name).")
-@click.option("--output", type=click.Path(dir_okay=False),
-              help="Finished style file (default: the user styles folder, <name>.safetensors).")
-@click.option("--title", default="", help="Display title (default: from the name).")
-@click.option("--credit", default="", help="Credit of the style image (artist, work, year, licence).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Default: runs/<name>.")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --checkpoint-dir.")
-@click.option("--init-from", help="Start from another style's weights (name or file) instead of random.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=40_000, show_default=True)
-@click.option("--num-workers", type=click.IntRange(min=-1), default=-1, show_default=True,
-              help="Data loading processes (-1: 4 on GPU, 0 on CPU).")
-@click.option("--stability-weight", type=float, default=0.0, show_default=True,
-              help="Weight of the anti-flicker term (output of a frame vs a noised copy). 0 = off.")
-@click.option("--checkpoint-interval", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--sample-interval", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--log-interval", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--amp", is_flag=True, help="Mixed precision on GPU (Grams and loss sums stay fp32).")
-@training_options
+@config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
+                "init_from", "max_steps", "num_workers", "stability_weight", "checkpoint_interval", "sample_interval",
+                "log_interval", "amp", *LOSS_OPTIONS)
 def train(**options):
-    """Train a new style (Johnson et al. recipe) and write its style file."""
+    """Train a new style (Johnson et al. recipe) and write its style file.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGHUP) finishes the current step, saves a checkpoint and exits;
+    the same command with --resume continues from it."""
     from nst_video.styles import StyleRegistry
-    from training.train import TrainConfig
-    from training.train import train as run_training
+    from nst_video.training.train import TrainConfig
+    from nst_video.training.train import train as run_training
 
     if options["init_from"]:
         options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
@@ -283,11 +284,11 @@ def train(**options):
 @click.argument("content", type=click.Path())
 @click.argument("style", type=click.Path())
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
-@training_options
+@config_options(*LOSS_OPTIONS)
 def diagnose(content, style, steps, **options):
     """Check images, VGG weights, loss magnitudes and gradients before training, and say what to change."""
-    from training.diagnose import diagnose as run_diagnose
-    from training.train import TrainConfig
+    from nst_video.training.diagnose import diagnose as run_diagnose
+    from nst_video.training.train import TrainConfig
 
     if not Path(content).exists():
         raise NstError(f"{content}: no such file or folder")

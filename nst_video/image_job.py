@@ -4,11 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import click
-
 from nst_video.errors import NstError
 from nst_video.images import expand_inputs, is_image_path, load_image, save_image
 from nst_video.progress import progress_bar
+from nst_video.report import error, say
 from nst_video.stylizer import Stylizer
 
 
@@ -71,8 +70,8 @@ def run_images(jobs: list[tuple[Path, Path]], stylizer: Stylizer, max_size: int 
                 if len(jobs) == 1:
                     raise
                 failures += 1
-                progress.console.print(f"nst-video: error: {e}", markup=False, highlight=False, soft_wrap=True)
+                error(str(e))
             progress.advance(task)
     if failures == 0 and len(jobs) > 1:
-        click.echo(f"wrote {len(jobs)} images to {jobs[0][1].parent}", err=True)
+        say(f"wrote {len(jobs)} images to {jobs[0][1].parent}")
     return failures

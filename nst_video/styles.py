@@ -6,6 +6,7 @@ from anywhere never runs anything.
 """
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from nst_video.model import TransformerNet
 FORMAT = "nst-video-style"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
 USER_DIR_ENV = "NST_VIDEO_STYLES"
 
 

@@ -19,8 +19,8 @@ from rich.table import Table
 from nst_video.images import expand_inputs, load_image
 from nst_video.styles import StyleRegistry
 from nst_video.stylizer import Stylizer, frames_to_tensor
-from training.data import load_rgb_tensor
-from training.loss_net import PerceptualLoss, load_vgg_weights
+from nst_video.training.data import load_rgb_tensor
+from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE_IMAGE_DIRS = [ROOT / "samples" / "styles", ROOT.parent / "shared" / "data" / "styles"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from nst_video.styles import StyleInfo, save_style
-from training.train import CHECKPOINT_FORMAT
+from nst_video.training.train import CHECKPOINT_FORMAT
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.make_mosaic import render_mosaic
+from nst_video.training.make_mosaic import render_mosaic
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from nst_video.errors import NstError
 from nst_video.styles import load_style
+from nst_video.training.loss_net import vgg16_features_to_relu4_3
+from nst_video.training.train import TrainConfig, train
 from tests.conftest import ROOT, needs_shared_data, run_cli
-from training.loss_net import vgg16_features_to_relu4_3
-from training.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +76,14 @@ def test_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp_pa
 def test_injected_nan_never_reaches_the_weights(tiny_data, tmp_path):
     # Steps 0 and 1 are good, step 2's loss is NaN: the weights after 3 steps must equal those after 2.
     two = _weights(train(_cfg(tiny_data, tmp_path / "two", max_steps=2)))
-    nan = _weights(train(_cfg(tiny_data, tmp_path / "nan", max_steps=3, inject_nan_at=[2])))
+    nan = _weights(train(_cfg(tiny_data, tmp_path / "nan", max_steps=3), poison_steps=[2]))
     assert all(torch.isfinite(v).all() for v in nan.values())
     assert all(torch.equal(two[k], nan[k]) for k in two)
     assert any(r.get("event") == "non-finite loss" and r["step"] == 2 for r in _log(tmp_path / "nan"))
 
 
 def test_repeated_nan_halves_lr_and_rolls_back(tiny_data, tmp_path):
-    out = train(_cfg(tiny_data, tmp_path, max_steps=6, inject_nan_at=[3, 4, 5], nan_patience=3, lr=1e-3))
+    out = train(_cfg(tiny_data, tmp_path, max_steps=6, nan_patience=3, lr=1e-3), poison_steps=[3, 4, 5])
     events = [r for r in _log(tmp_path) if "event" in r]
     assert [e["event"] for e in events] == ["non-finite loss"] * 3 + ["rollback"]
     assert events[-1]["step"] == 2 and events[-1]["lr"] == 5e-4
@@ -127,7 +127,35 @@ def test_corrupt_vgg_file_is_a_clear_error(tiny_data, tmp_path):
         train(_cfg(tiny_data, tmp_path, vgg_weights=str(bad)))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_data, tmp_path):
+def test_a_pickle_that_is_not_weights_is_one_line_naming_the_file(tiny_data, tmp_path):
+    bad = tmp_path / "object.pth"
+    torch.save({"features.0.weight": Path("x")}, bad)  # a Python object: torch.load(weights_only) refuses it
+    r = run_cli("train", "--content-dir", tiny_data / "content", "--style-image", tiny_data / "style.png",
+                "--name", "x", "--checkpoint-dir", tmp_path / "ck", "--vgg-weights", bad, "--device", "cpu")
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "object.pth" in lines[0] and "VGG16" in lines[0], r.stderr
+    assert "file an issue" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "-1"), ("--lr", "0"), ("--style-weight", "-5"),
+                                           ("--image-size", "8"), ("--log-interval", "0"), ("--batch-size", "0"),
+                                           ("--max-steps", "-3"), ("--lr", "abc")])
+def test_out_of_range_numbers_are_a_usage_error(tiny_data, tmp_path, option, value):
+    r = run_cli("train", "--content-dir", tiny_data / "content", "--style-image", tiny_data / "style.png",
+                "--name", "x", "--checkpoint-dir", tmp_path / "ck", "--vgg-weights", tiny_data / "vgg.pth",
+                option, value)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert option in r.stderr and not (tmp_path / "ck").exists()
+
+
+def test_config_bounds_are_checked_for_python_callers_too(tiny_data, tmp_path):
+    with pytest.raises(NstError, match="--lr -1.*greater than 0"):
+        train(_cfg(tiny_data, tmp_path, lr=-1.0))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])
+def test_stop_signal_saves_a_checkpoint_and_resume_finishes(tiny_data, tmp_path, signum):
     args = [sys.executable, "-m", "nst_video", "train", "--content-dir", tiny_data / "content", "--style-image",
             tiny_data / "style.png", "--name", "cc", "--output", tmp_path / "cc.safetensors", "--checkpoint-dir",
             tmp_path / "ck", "--vgg-weights", tiny_data / "vgg.pth", "--image-size", "32", "--batch-size", "2",
@@ -138,9 +166,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_data, tmp_path):
     deadline = time.time() + 120
     while not (log.exists() and len(log.read_text().splitlines()) >= 3) and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert "checkpoint saved" in err and "Traceback" not in err
     saved = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)["step"]
     assert saved >= 3 and not (tmp_path / "cc.safetensors").exists()

@@ -42,12 +42,11 @@ def resize_and_crop(rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.
 
 class ContentImages(torch.utils.data.Dataset):
     """Item (step, slot) -> a crop. The file is chosen by a per-epoch permutation; an unreadable file is
-    replaced by the next readable one and remembered as skipped."""
+    replaced by the next readable one."""
 
     def __init__(self, folder: Path, image_size: int, batch_size: int, seed: int):
         self.files = find_images(folder)
         self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
-        self.skipped: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -66,8 +65,7 @@ class ContentImages(torch.utils.data.Dataset):
             path = self.files[(index + attempt) % len(self.files)]
             try:
                 rgb = load_image(path).rgb
-            except NstError:
-                self.skipped.add(path)
+            except NstError:  # train.py counts it from the index actually used
                 continue
             crop = resize_and_crop(rgb, self.image_size, rng)
             return torch.from_numpy(np.array(crop)).permute(2, 0, 1).float().div(255.0), \

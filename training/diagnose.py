@@ -12,12 +12,11 @@ from rich.table import Table
 
 from nst_video.errors import NstError
 from nst_video.images import load_image
-from nst_video.model import TransformerNet
-from nst_video.progress import stderr_console
+from nst_video.report import console as stderr_console
 from nst_video.stylizer import pick_device
-from training.data import ContentImages, find_images, load_rgb_tensor
-from training.loss_net import PerceptualLoss, load_vgg_weights
-from training.train import TrainConfig
+from nst_video.training.data import find_images
+from nst_video.training.loss_net import load_vgg_weights
+from nst_video.training.train import TrainConfig, build, guarded_step
 
 
 def diagnose(content: str, style: str, cfg: TrainConfig, steps: int = 5, console=stderr_console) -> list[str]:
@@ -51,26 +50,16 @@ def diagnose(content: str, style: str, cfg: TrainConfig, steps: int = 5, console
     vgg = load_vgg_weights(cfg.vgg_weights)  # raises a clear error when missing, foreign or non-finite
     console.print(f"VGG16 weights: found, {sum(v.numel() for v in vgg.values()):,} values, all finite")
 
-    # --- loss terms and gradients over a few steps ---
-    torch.manual_seed(cfg.seed)
-    loss_net = PerceptualLoss(vgg, cfg.content_weight, cfg.style_weight, cfg.tv_weight).to(device)
-    loss_net.set_style(load_rgb_tensor(Path(style), max_size=cfg.style_size)[None].to(device))
+    # --- loss terms and gradients over a few real training steps (the same build and step as `train`) ---
     folder = content_path if content_path.is_dir() else content_path.parent
-    dataset = ContentImages(folder, cfg.image_size, cfg.batch_size, cfg.seed)
-    model = TransformerNet().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    session = build(cfg, device, content_dir=folder, vgg_state=vgg)
     table = Table("step", "content", "style", "tv", "total", "grad norm", box=None)
     rows = []
     for step in range(steps):
-        batch = torch.stack([dataset[(step, slot)][0] for slot in range(cfg.batch_size)]).to(device)
-        terms = loss_net(model(batch), batch)
-        optimizer.zero_grad()
-        terms["total"].backward()
-        # Adam is invariant to the scale of the gradient, so clipping (at the pre-clip norm shown) only stops
-        # single bad batches from throwing the weights far; a large norm by itself is not a problem.
-        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm))
-        optimizer.step()
-        row = {k: v.item() for k, v in terms.items()} | {"grad": norm}
+        batch = torch.stack([session.dataset[(step, slot)][0] for slot in range(cfg.batch_size)]).to(device)
+        outcome = guarded_step(session, batch)
+        row = {"content": math.nan, "style": math.nan, "tv": math.nan, "total": math.nan} | outcome.terms
+        row["grad"] = outcome.grad_norm
         rows.append(row)
         table.add_row(str(step), *(f"{row[k]:.4g}" for k in ("content", "style", "tv", "total", "grad")))
     console.print(f"loss terms (weighted: content {cfg.content_weight:g}, style {cfg.style_weight:g}, "

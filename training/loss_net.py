@@ -8,6 +8,7 @@ Gram matrices and sums are computed in float32 even under autocast: fp16 Grams o
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -49,8 +50,15 @@ def load_vgg_weights(path: str | Path | None) -> dict[str, torch.Tensor]:
             raise NstError(f"VGG weights not found: {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            if "Unsupported global" not in str(e):  # garbage, not a pickle of objects
+                raise NstError(f"{path}: not a readable VGG16 weights file (not a PyTorch file)") from None
+            # torch's own message here is eight lines of advice meant for code authors
+            raise NstError(f"{path}: not a VGG16 weights file: it holds Python objects besides tensors, which "
+                           "are never unpickled (expected a state dict of tensors)") from None
         except Exception as e:
-            raise NstError(f"{path}: not a readable VGG16 weights file ({type(e).__name__}: {e})") from None
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise NstError(f"{path}: not a readable VGG16 weights file ({reason})") from None
     else:
         state = _torchvision_download()
     if not isinstance(state, dict):

@@ -1,19 +1,20 @@
 """`nst-video train`: the Johnson et al. recipe, hardened. Readable top to bottom:
 
-  config -> networks -> (resume) -> loop { batch -> forward -> guarded step -> log / checkpoint / sample }
-  -> style file
+  TrainConfig -> build() (networks, loss, data) -> resume -> loop { batch -> guarded_step() -> log /
+  checkpoint / sample } -> style file
 
 Hardening: mixed precision on GPU (Grams and sums in fp32), gradient clipping, a guard that keeps NaN/Inf
 away from the weights (skip; on repeats halve the lr and roll back to the last good checkpoint), atomic
-checkpoints with everything needed to continue exactly, and Ctrl-C that saves before leaving."""
+checkpoints with everything needed to continue exactly, and a stop signal (Ctrl-C, SIGTERM, SIGHUP) that
+finishes the step and saves before leaving. `diagnose` runs the same build() and guarded_step()."""
 from __future__ import annotations
 
 import json
 import math
-import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -22,48 +23,58 @@ from PIL import Image
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
 from nst_video.model import TransformerNet
-from nst_video.progress import progress_bar, stderr_console
+from nst_video.progress import progress_bar
+from nst_video.report import say
+from nst_video.signals import StopFlag, signal_name
 from nst_video.styles import StyleInfo, load_style, save_style, user_styles_dir
 from nst_video.stylizer import pick_device
-from training.data import ContentImages, content_loader, load_rgb_tensor
-from training.loss_net import PerceptualLoss, load_vgg_weights
+from nst_video.training.data import ContentImages, content_loader, load_rgb_tensor
+from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
 
 CHECKPOINT_FORMAT = "nst-video-train-checkpoint"
 MAX_ROLLBACKS = 5
 
 
+def setting(default=MISSING, help: str = "", min: float | None = None, min_open: bool = False):
+    """A TrainConfig field with its help text and lower bound: the CLI builds its options from these (one
+    source of truth for defaults and ranges), and train() checks the same bounds for callers from Python."""
+    return field(default=default, metadata={"help": help, "min": min, "min_open": min_open})
+
+
 @dataclass
 class TrainConfig:
-    content_dir: str
-    style_image: str
-    name: str
-    output: str | None = None            # default: <user styles folder>/<name>.safetensors
-    title: str = ""                      # shown by `nst-video styles`
-    credit: str = ""                     # who made the style image
-    vgg_weights: str | None = None
-    checkpoint_dir: str | None = None    # default: runs/<name>
-    resume: bool = False
-    init_from: str | None = None         # start from another style's weights (fine-tuning converges faster)
-    batch_size: int = 4
-    image_size: int = 256
-    style_size: int = 512                # long side of the style image; sets the scale of its texture
-    lr: float = 1e-3
-    max_steps: int = 40_000
-    num_workers: int = -1                # -1: 4 on GPU, 0 on CPU (workers would compete with the model)
-    content_weight: float = 1.0
-    style_weight: float = 1e5
-    tv_weight: float = 1e-5
-    stability_weight: float = 0.0        # outputs of a frame and a noised copy should agree (anti-flicker)
-    stability_noise: float = 0.02
-    clip_grad_norm: float = 10.0
-    nan_patience: int = 3                # non-finite steps in a row before rolling back
-    checkpoint_interval: int = 1000
-    sample_interval: int = 1000
-    log_interval: int = 50
-    amp: bool = False
-    device: str = "auto"
-    seed: int = 42
-    inject_nan_at: list[int] = field(default_factory=list)  # fault injection for tests of the NaN guard
+    content_dir: str = setting(help="Folder of training photos (recursive).")
+    style_image: str = setting(help="The painting to learn.")
+    name: str = setting(help="Style name (file name and `--style` name).")
+    output: str | None = setting(None, "Finished style file (default: the user styles folder, <name>.safetensors).")
+    title: str = setting("", "Display title (default: from the name).")
+    credit: str = setting("", "Credit of the style image (artist, work, year, licence).")
+    vgg_weights: str | None = setting(None, "VGG16 weights (.pth state dict); default $NST_VIDEO_VGG_WEIGHTS, "
+                                      "else torchvision's download.")
+    checkpoint_dir: str | None = setting(None, "Default: runs/<name>.")
+    resume: bool = setting(False, "Continue from the checkpoint in --checkpoint-dir.")
+    init_from: str | None = setting(None, "Start from another style's weights (name or file) instead of random.")
+    batch_size: int = setting(4, min=1)
+    image_size: int = setting(256, "Training crop size (pixels).", min=16)
+    style_size: int = setting(512, "Long side of the style image: sets the scale of its texture.", min=16)
+    lr: float = setting(1e-3, "Adam's learning rate.", min=0, min_open=True)
+    max_steps: int = setting(40_000, min=1)
+    num_workers: int = setting(-1, "Data loading processes (-1: 4 on GPU, 0 on CPU, where workers would "
+                               "compete with the model).", min=-1)
+    content_weight: float = setting(1.0, min=0)
+    style_weight: float = setting(1e5, min=0)
+    tv_weight: float = setting(1e-5, min=0)
+    stability_weight: float = setting(0.0, "Weight of the anti-flicker term (output of a frame vs a noised copy). "
+                                      "0 = off.", min=0)
+    stability_noise: float = setting(0.02, min=0)
+    clip_grad_norm: float = setting(10.0, min=0, min_open=True)
+    nan_patience: int = setting(3, "Non-finite steps in a row before rolling back.", min=1)
+    checkpoint_interval: int = setting(1000, min=1)
+    sample_interval: int = setting(1000, min=1)
+    log_interval: int = setting(50, min=1)
+    amp: bool = setting(False, "Mixed precision on GPU (Grams and loss sums stay fp32).")
+    device: str = setting("auto", "auto, cpu, cuda or mps.")
+    seed: int = setting(42)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -74,132 +85,133 @@ class TrainConfig:
         return Path(self.output) if self.output else user_styles_dir() / f"{self.name}.safetensors"
 
 
-class StopRequested:
-    """First Ctrl-C: finish the current step, save, exit. Second Ctrl-C: stop at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        stderr_console.print("[yellow]Ctrl-C: saving a checkpoint after this step (again to abort)[/]")
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+@dataclass
+class Session:
+    """Everything a training step needs, built once from a config."""
+    cfg: TrainConfig
+    device: torch.device
+    use_amp: bool
+    model: TransformerNet
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loss_net: PerceptualLoss
+    dataset: ContentImages
 
 
-def train(cfg: TrainConfig) -> Path | None:
-    """Run (or continue) training. Returns the style file, or None when stopped early by Ctrl-C."""
-    _validate(cfg)
-    device = pick_device(cfg.device)
+@dataclass
+class StepOutcome:
+    terms: dict[str, float]   # the weighted loss terms of the step (empty when the loss was not finite)
+    grad_norm: float          # before clipping
+    problem: str | None       # "non-finite loss" / "non-finite gradient": the weights were not touched
+
+
+def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Path | None = None,
+          vgg_state: dict[str, torch.Tensor] | None = None) -> Session:
+    """Networks, optimiser, loss network (with the style's Grams cached) and content photos. `content_dir` and
+    `vgg_state` override the config's folder and weights file (diagnose has them at hand already)."""
+    check_config(cfg)
+    device = device or pick_device(cfg.device)
     use_amp = cfg.amp and device.type == "cuda"
     torch.manual_seed(cfg.seed)
-
-    # --- networks ------------------------------------------------------------------------------------
     model = TransformerNet().to(device)
     if cfg.init_from:
         model.load_state_dict(load_style(Path(cfg.init_from))[1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_net = PerceptualLoss(load_vgg_weights(cfg.vgg_weights), cfg.content_weight, cfg.style_weight,
+    loss_net = PerceptualLoss(vgg_state or load_vgg_weights(cfg.vgg_weights), cfg.content_weight, cfg.style_weight,
                               cfg.tv_weight).to(device)
     loss_net.set_style(load_rgb_tensor(Path(cfg.style_image), max_size=cfg.style_size).unsqueeze(0).to(device))
-    dataset = ContentImages(Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed)
-    workers = cfg.num_workers if cfg.num_workers >= 0 else (4 if device.type == "cuda" else 0)
+    return Session(cfg, device, use_amp, model, torch.optim.Adam(model.parameters(), lr=cfg.lr),
+                   torch.amp.GradScaler("cuda", enabled=use_amp), loss_net,
+                   ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed))
 
-    # --- resume --------------------------------------------------------------------------------------
+
+def guarded_step(s: Session, content: torch.Tensor, poison: bool = False) -> StepOutcome:
+    """One optimiser step on a batch; nothing non-finite reaches the weights. `poison` makes the loss NaN
+    (fault injection for the tests of this guard)."""
+    cfg = s.cfg
+    with torch.autocast(s.device.type, dtype=torch.float16, enabled=s.use_amp):
+        output = s.model(content)
+        terms = s.loss_net(output, content)
+        if cfg.stability_weight > 0:
+            noised = s.model(content + cfg.stability_noise * torch.randn_like(content))
+            terms["stability"] = cfg.stability_weight * torch.nn.functional.mse_loss(noised.float(), output.float())
+            terms["total"] = terms["total"] + terms["stability"]
+    loss = terms["total"] * float("nan") if poison else terms["total"]
+    s.optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return StepOutcome({}, float("nan"), "non-finite loss")
+    s.scaler.scale(loss).backward()
+    s.scaler.unscale_(s.optimizer)
+    # Adam is invariant to the gradient's scale, so clipping only stops single bad batches from throwing the
+    # weights far; the norm returned is the one before clipping.
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.clip_grad_norm))
+    problem = None
+    if math.isfinite(grad_norm):
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+    elif s.use_amp:
+        s.scaler.update()  # fp16 overflow: the scaler lowers its scale and skips; normal under AMP
+    else:
+        problem = "non-finite gradient"
+    s.optimizer.zero_grad(set_to_none=True)
+    return StepOutcome({k: v.item() for k, v in terms.items()}, grad_norm, problem)
+
+
+def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
+    """Run (or continue) training. Returns the style file, or None when stopped early by a stop signal.
+    `poison_steps`: steps whose loss is made NaN, once each (for the tests of the guard)."""
+    s = build(cfg)
     ckpt_path = cfg.checkpoint_path
-    step, lr = 0, cfg.lr
-    skipped: set[int] = set()
-    if ckpt_path.exists():
-        if not cfg.resume:
-            raise NstError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --checkpoint-dir")
-        step, lr, skipped = _load_checkpoint(ckpt_path, model, optimizer, scaler, device)
-        stderr_console.print(f"resuming from step {step} ({ckpt_path})")
-    elif cfg.resume:
-        raise NstError(f"--resume: no checkpoint at {ckpt_path}")
-    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    sample_photos = _fixed_sample_photos(dataset, cfg.image_size)
+    step, lr, skipped = _resume_or_start(s, ckpt_path)
+    sample_photos = _fixed_sample_photos(s.dataset, cfg.image_size)
     log_file = ckpt_path.parent / "log.jsonl"
     writer = _tensorboard(ckpt_path.parent)
+    workers = cfg.num_workers if cfg.num_workers >= 0 else (4 if s.device.type == "cuda" else 0)
+    poison = set(poison_steps)
 
     def save_checkpoint():
-        _save_checkpoint(ckpt_path, model, optimizer, scaler, step, lr, cfg, skipped)
+        _save_checkpoint(ckpt_path, s, step, lr, skipped)
 
-    # --- loop ----------------------------------------------------------------------------------------
+    def on_stop(signum):
+        progress.console.print(f"[yellow]{signal_name(signum)}: saving a checkpoint after this step "
+                               "(again to abort)[/]")
+
     bad_in_a_row, rollbacks, started, first_step = 0, 0, time.time(), step
-    nan_steps = set(cfg.inject_nan_at)  # each injected fault fires once, so a rollback can recover
-    with StopRequested() as stop, progress_bar("it/s") as progress:
+    with progress_bar("it/s") as progress, StopFlag(on_stop) as stop:
         task = progress.add_task(f"training {cfg.name}", total=cfg.max_steps, completed=step, status="")
-        batches = iter(content_loader(dataset, step, cfg.max_steps, workers))
-        while step < cfg.max_steps and not stop.requested:
+        batches = iter(content_loader(s.dataset, step, cfg.max_steps, workers))
+        while step < cfg.max_steps and not stop:
             content, used = next(batches)
-            skipped |= _skipped_indices(dataset, step, used)
-            content = content.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                output = model(content)
-                terms = loss_net(output, content)
-                if cfg.stability_weight > 0:
-                    noised = model(content + cfg.stability_noise * torch.randn_like(content))
-                    terms["stability"] = cfg.stability_weight * torch.nn.functional.mse_loss(
-                        noised.float(), output.float())
-                    terms["total"] = terms["total"] + terms["stability"]
-            loss = terms["total"]
-            if step in nan_steps:
-                nan_steps.discard(step)
-                loss = loss * float("nan")
+            skipped |= _skipped_indices(s.dataset, step, used)
+            outcome = guarded_step(s, content.to(s.device, non_blocking=True), poison=step in poison)
+            poison.discard(step)  # each injected fault fires once, so a rollback can recover
 
-            # --- the guarded step: nothing non-finite reaches the weights ---
-            optimizer.zero_grad(set_to_none=True)
-            problem = None
-            if not torch.isfinite(loss):
-                problem = "non-finite loss"
-            else:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-                if torch.isfinite(grad_norm):
-                    scaler.step(optimizer)
-                    scaler.update()
-                elif use_amp:
-                    scaler.update()  # fp16 overflow: the scaler lowers its scale and skips; normal under AMP
-                    optimizer.zero_grad(set_to_none=True)
-                else:
-                    problem = "non-finite gradient"
-            if problem:
-                optimizer.zero_grad(set_to_none=True)
+            if outcome.problem:
                 bad_in_a_row += 1
-                _log(log_file, {"step": step, "event": problem, "lr": lr})
-                progress.console.print(f"[red]step {step}: {problem}; step skipped[/]")
-                if bad_in_a_row >= cfg.nan_patience:
-                    rollbacks += 1
-                    if rollbacks > MAX_ROLLBACKS:
-                        raise NstError(f"training keeps producing non-finite values ({rollbacks} rollbacks); "
-                                       "run `nst-video diagnose` on the same images and weights")
-                    lr /= 2
-                    if ckpt_path.exists():
-                        step, _, skipped = _load_checkpoint(ckpt_path, model, optimizer, scaler, device)
-                    _set_lr(optimizer, lr)
-                    bad_in_a_row = 0
-                    _log(log_file, {"step": step, "event": "rollback", "lr": lr})
-                    progress.console.print(f"[red]{cfg.nan_patience} bad steps in a row: lr halved to {lr:g}, "
-                                           f"rolled back to step {step}[/]")
+                _log(log_file, {"step": step, "event": outcome.problem, "lr": lr})
+                progress.console.print(f"[red]step {step}: {outcome.problem}; step skipped[/]")
+                if bad_in_a_row < cfg.nan_patience:
+                    step += 1  # move past the bad batch
                     progress.update(task, completed=step)
-                    batches = iter(content_loader(dataset, step, cfg.max_steps, workers))
                     continue
-                step += 1  # move past the bad batch
+                rollbacks += 1
+                if rollbacks > MAX_ROLLBACKS:
+                    raise NstError(f"training keeps producing non-finite values ({rollbacks} rollbacks); "
+                                   "run `nst-video diagnose` on the same images and weights")
+                lr /= 2
+                if ckpt_path.exists():
+                    step, _, skipped = _load_checkpoint(ckpt_path, s)
+                _set_lr(s.optimizer, lr)
+                bad_in_a_row = 0
+                _log(log_file, {"step": step, "event": "rollback", "lr": lr})
+                progress.console.print(f"[red]{cfg.nan_patience} bad steps in a row: lr halved to {lr:g}, "
+                                       f"rolled back to step {step}[/]")
                 progress.update(task, completed=step)
+                batches = iter(content_loader(s.dataset, step, cfg.max_steps, workers))
                 continue
+
             bad_in_a_row = 0
             step += 1
-
-            values = {k: v.item() for k, v in terms.items()}
+            values = outcome.terms
             progress.update(task, completed=step, status="  ".join(f"{k} {v:.3g}" for k, v in values.items()))
             if step % cfg.log_interval == 0 or step == cfg.max_steps:
                 rate = (step - first_step) / max(time.time() - started, 1e-9)
@@ -212,38 +224,56 @@ def train(cfg: TrainConfig) -> Path | None:
             if step % cfg.checkpoint_interval == 0:
                 save_checkpoint()
             if step % cfg.sample_interval == 0 or step == cfg.max_steps:
-                _save_samples(model, sample_photos, ckpt_path.parent / "samples" / f"step_{step:06d}.jpg")
+                _save_samples(s.model, sample_photos, ckpt_path.parent / "samples" / f"step_{step:06d}.jpg")
 
     save_checkpoint()
     if skipped:
-        stderr_console.print(f"skipped {len(skipped)} unreadable image(s) in {cfg.content_dir}")
+        say(f"skipped {len(skipped)} unreadable image(s) in {cfg.content_dir}")
     if step < cfg.max_steps:
-        stderr_console.print(f"stopped at step {step}; checkpoint saved to {ckpt_path}; "
-                             "continue with the same command plus --resume")
+        say(f"stopped at step {step}; checkpoint saved to {ckpt_path}; continue with the same command plus --resume")
         return None
-    training = {k: v for k, v in asdict(cfg).items()
-                if k not in ("output", "resume", "checkpoint_dir", "vgg_weights", "inject_nan_at", "title",
-                             "credit", "name", "num_workers")}
-    training.update(steps=step, device=torch.cuda.get_device_name() if device.type == "cuda" else device.type,
-                    content_dir=Path(cfg.content_dir).name, style_image=Path(cfg.style_image).name,
-                    content_images=len(dataset) - len(skipped), final_lr=lr)
-    info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
-                     training=training)
-    out = save_style(cfg.output_path, model.state_dict(), info)
-    stderr_console.print(f"wrote style '{cfg.name}' to {out}")
-    return out
+    return _write_style(s, step, lr, skipped)
 
 
-def _validate(cfg: TrainConfig) -> None:
+def check_config(cfg: TrainConfig) -> None:
+    """The bounds declared in TrainConfig (the CLI enforces the same ones when parsing), and the paths."""
+    for f in fields(cfg):
+        low, value = f.metadata.get("min"), getattr(cfg, f.name)
+        if low is not None and (value < low or (f.metadata.get("min_open") and value == low)):
+            bound = f"greater than {low:g}" if f.metadata.get("min_open") else f"at least {low:g}"
+            raise NstError(f"--{f.name.replace('_', '-')} {value}: must be {bound}")
     if not Path(cfg.style_image).is_file():
         raise NstError(f"--style-image {cfg.style_image}: no such file")
     if not cfg.name or any(c in cfg.name for c in "/\\"):
         raise NstError("--name must be a plain name (letters, digits, _ or -)")
-    for key in ("batch_size", "image_size", "max_steps", "checkpoint_interval", "sample_interval", "log_interval"):
-        if getattr(cfg, key) < 1:
-            raise NstError(f"--{key.replace('_', '-')} must be at least 1")
-    if cfg.image_size < 16:
-        raise NstError("--image-size must be at least 16")
+
+
+def _resume_or_start(s: Session, ckpt_path: Path) -> tuple[int, float, set[int]]:
+    if ckpt_path.exists():
+        if not s.cfg.resume:
+            raise NstError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --checkpoint-dir")
+        step, lr, skipped = _load_checkpoint(ckpt_path, s)
+        say(f"resuming from step {step} ({ckpt_path})")
+        return step, lr, skipped
+    if s.cfg.resume:
+        raise NstError(f"--resume: no checkpoint at {ckpt_path}")
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    return 0, s.cfg.lr, set()
+
+
+def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
+    cfg = s.cfg
+    training = {k: v for k, v in asdict(cfg).items()
+                if k not in ("output", "resume", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
+                             "num_workers")}
+    training.update(steps=step, device=torch.cuda.get_device_name() if s.device.type == "cuda" else s.device.type,
+                    content_dir=Path(cfg.content_dir).name, style_image=Path(cfg.style_image).name,
+                    content_images=len(s.dataset) - len(skipped), final_lr=lr)
+    info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
+                     training=training)
+    out = save_style(cfg.output_path, s.model.state_dict(), info)
+    say(f"wrote style '{cfg.name}' to {out}")
+    return out
 
 
 def _skipped_indices(dataset: ContentImages, step: int, used: torch.Tensor) -> set[int]:
@@ -258,9 +288,9 @@ def _skipped_indices(dataset: ContentImages, step: int, used: torch.Tensor) -> s
     return out
 
 
-def _save_checkpoint(path, model, optimizer, scaler, step, lr, cfg, skipped) -> None:
-    state = {"format": CHECKPOINT_FORMAT, "step": step, "lr": lr, "config": asdict(cfg),
-             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+def _save_checkpoint(path: Path, s: Session, step: int, lr: float, skipped: set[int]) -> None:
+    state = {"format": CHECKPOINT_FORMAT, "step": step, "lr": lr, "config": asdict(s.cfg),
+             "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "scaler": s.scaler.state_dict(),
              "torch_rng": torch.get_rng_state(), "skipped": sorted(skipped)}
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -268,20 +298,20 @@ def _save_checkpoint(path, model, optimizer, scaler, step, lr, cfg, skipped) -> 
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path, model, optimizer, scaler, device) -> tuple[int, float, set[int]]:
+def _load_checkpoint(path: Path, s: Session) -> tuple[int, float, set[int]]:
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=s.device, weights_only=True)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError("not a training checkpoint")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        s.model.load_state_dict(state["model"])
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.scaler.load_state_dict(state["scaler"])
     except Exception as e:
         raise NstError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: {e})") from None
     torch.set_rng_state(state["torch_rng"].cpu())
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    _set_lr(optimizer, state["lr"])
+    _set_lr(s.optimizer, state["lr"])
     return int(state["step"]), float(state["lr"]), set(state.get("skipped", []))
 
 
@@ -330,6 +360,3 @@ def _tensorboard(folder: Path):
         return None
     return SummaryWriter(str(folder / "tensorboard"))
 
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]

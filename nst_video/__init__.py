@@ -5,6 +5,9 @@ Data flows one way: Source -> Stylizer -> Temporal -> Sink.
   styles.py     style files (weights + metadata) and the registry that finds them
   stylizer.py   device, dtype, batching and post-processing (strength, preserve colour)
   images.py     still images in and out (PIL)
+  video_io.py   video files in and out (PyAV): VideoSource, VideoSink, the table of video file types
+  audio_io.py   the audio a video job carries along (PyAV)
+  video_job.py  the video-file job: decode, stylize and encode overlapped; a clean stop on signals
   cli.py        wires the pieces into the `nst-video` command
 """
 

@@ -24,7 +24,9 @@ STALL_TIMEOUT_S = 5.0  # a camera that sends nothing for this long has gone (unp
 
 
 @dataclass
-class Frame:
+class CapturedFrame:
+    """One picture from the camera, with when it was taken."""
+
     rgb: np.ndarray  # (H, W, 3) uint8 at the processing size
     captured: float  # time.monotonic() when the camera delivered it
     index: int  # counts every frame the camera delivered: gaps are stale frames that were dropped
@@ -92,7 +94,7 @@ class Camera:
         self.paced_fps, self.is_file = paced_fps, is_file
         self.stall_timeout, self.first_frame_timeout = stall_timeout, first_frame_timeout
         self.dropped = 0
-        self._latest: Frame | None = None
+        self._latest: CapturedFrame | None = None
         self._last_index = -1
         self._last_arrival: float | None = None
         self._stopped: CameraStopped | None = None
@@ -111,7 +113,7 @@ class Camera:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def read(self, timeout: float = 0.05) -> Frame | None:
+    def read(self, timeout: float = 0.05) -> CapturedFrame | None:
         """The newest frame not yet read, waiting up to `timeout` s for one; None if none came in that time.
         Raises CameraStopped once the camera has ended, failed, or sent nothing for `stall_timeout` s."""
         deadline = time.monotonic() + timeout
@@ -156,7 +158,7 @@ class Camera:
                     return
                 if self.paced_fps:
                     self._quit.wait(self._started + count / self.paced_fps - time.monotonic())
-                frame = Frame(to_rgb(bgr, self.size), time.monotonic(), count)
+                frame = CapturedFrame(to_rgb(bgr, self.size), time.monotonic(), count)
                 count += 1
                 with self._changed:
                     if self._latest is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,9 +13,6 @@ import click
 
 from nst_video import __version__
 from nst_video.errors import NstError
-
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".3gp", ".3g2", ".flv", ".wmv", ".mpg",
-                  ".mpeg", ".ts", ".mts", ".m2ts", ".ogv", ".gifv", ".vob", ".asf"}
 
 
 def guess_mode(arg: str) -> str:
@@ -24,6 +22,9 @@ def guess_mode(arg: str) -> str:
     path = Path(arg)
     if path.is_dir() or is_image_path(path) or any(c in arg for c in "*?["):
         return "image"
+    # Imported here, not at the top: PyAV loaded before OpenCV makes the webcam window hang (see window.py).
+    from nst_video.video_io import VIDEO_SUFFIXES  # the one table of video file types
+
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return "video"
     if path.is_file():  # unknown extension: ask Pillow, else let the video reader judge it
@@ -77,23 +78,40 @@ def main():
     """
 
 
+def network_options(func):
+    """Where and how the network runs: --device, --fp16, --backend, --threads (every mode that stylizes)."""
+    from nst_video.runtimes import BACKENDS
+
+    for option in reversed([
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
+        click.option("--fp16", is_flag=True, help="Half precision on GPU (ignored on CPU, where it is slower)."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                     help="What runs the network: auto = torch on a GPU, the fastest installed runtime on the "
+                          "CPU (OpenVINO)."),
+        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: every "
+                                                                   "core)."),
+        click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+                     help="Blend with the original: 1 = fully stylized, 0 = original."),
+        click.option("--preserve-color", is_flag=True, help="Keep the original colours; transfer only luminance."),
+    ]):
+        func = option(func)
+    return func
+
+
 def stylizer_options(func):
-    """Options shared by every mode that runs the network."""
+    """--style, the network options and --batch-size, handed to the command as one `make_stylizer()`."""
     @click.option("--style", "-s", default="mosaic", show_default=True,
                   help="Style name (see `nst-video styles`) or path to a .safetensors style file.")
-    @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
-    @click.option("--fp16", is_flag=True, help="Half precision on GPU (ignored on CPU, where it is slower).")
-    @click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-                  help="Blend with the original: 1 = fully stylized, 0 = original.")
-    @click.option("--preserve-color", is_flag=True, help="Keep the original colours; transfer only luminance.")
+    @network_options
     @click.option("--batch-size", type=click.IntRange(min=1),
                   help="Frames per forward pass (default: 4 on a CUDA GPU, 1 on the CPU, where batches do not pay).")
     @functools.wraps(func)
-    def wrapper(*args, style, device, fp16, strength, preserve_color, batch_size, **kwargs):
+    def wrapper(*args, style, device, fp16, strength, preserve_color, batch_size, backend, threads, **kwargs):
         def make_stylizer():
             from nst_video.stylizer import Stylizer
             return Stylizer.from_style(style, device=device, fp16=fp16, strength=strength,
-                                       preserve_color=preserve_color, batch_size=batch_size)
+                                       preserve_color=preserve_color, batch_size=batch_size, backend=backend,
+                                       threads=threads)
         return func(*args, make_stylizer=make_stylizer, **kwargs)
     return wrapper
 
@@ -137,21 +155,74 @@ def styles_cmd():
     if not available:
         click.echo(f"no styles found in {BUNDLED_DIR} or {user_styles_dir()}; train one with `nst-video train`")
         return
-    table = Table("name", "title", "credit", "trained", "file", box=None)
+    table = Table("name", "title", "network", "credit", "trained", "file", box=None)
     for info in available:
         t = info.training
         trained = ", ".join(f"{k} {t[k]}" for k in ("steps", "image_size", "device") if k in t)
-        table.add_row(info.key, info.title, info.credit, trained,
+        table.add_row(info.key, info.title, info.architecture, info.credit, trained,
                       str(info.path))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+
+
+@main.command()
+@click.option("--style", "-s", default="mosaic", show_default=True, help="Style name or .safetensors file.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "openvino", "torchscript"]), default="onnx",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default: STYLE.onnx / .xml / .pt in the current folder).")
+def export(style, fmt, output):
+    """Export a style's network as a standalone graph for other programs.
+
+    \b
+    In and out: float32 RGB in 0..1, NCHW (batch, 3, height, width), any batch, height and width
+    (at least 5 px); input name `image`, output name `stylized`. Checked against PyTorch on three
+    sizes before it is written. OpenVINO writes NAME.xml and NAME.bin.
+    """
+    from nst_video.export_job import default_output, export_style
+    from nst_video.report import say
+    from nst_video.styles import StyleRegistry
+
+    info, model = StyleRegistry().load(style)
+    result = export_style(model, fmt, output or default_output(info.key, fmt))
+    checks = ", ".join(f"{w}x{h} {d:.1e}" for (h, w), d in result.max_difference.items())
+    say(f"wrote {', '.join(map(str, result.files))} ({fmt}; max difference from PyTorch: {checks})")
 
 
 # --- video: `nst-video video IN OUT` (the job lives in nst_video/video_job.py) ---
 
 
+class Seconds(click.ParamType):
+    """A time: seconds (90, 1.5) or [h:]m:s (1:30, 1:02:03.5); never negative (with positive=True, above 0)."""
+
+    name = "TIME"
+    PATTERN = re.compile(r"(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)")
+
+    def __init__(self, positive: bool = False):
+        self.positive = positive
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            value = str(value)
+        match = self.PATTERN.fullmatch(value.strip())
+        if not match:
+            self.fail(f"{value!r} is not a time: give seconds (90, 1.5) or [h:]m:s (1:30); it cannot be negative",
+                      param, ctx)
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        if (match.group(2) and secs >= 60) or (match.group(1) and minutes >= 60):
+            self.fail(f"{value!r}: minutes and seconds after a ':' must be below 60", param, ctx)
+        seconds = hours * 3600 + minutes * 60 + secs
+        if self.positive and seconds <= 0:
+            self.fail(f"{value!r}: must be more than 0", param, ctx)
+        return seconds
+
+
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
+@click.option("--start", type=Seconds(), default=0.0, help="Begin this far into the input (90, 1.5, 1:30).")
+@click.option("--duration", type=Seconds(positive=True), help="Write only this long a segment (seconds or m:s).")
+@click.option("--max-size", type=click.IntRange(min=8),
+              help="Cap the long side (pixels); the aspect is kept (sizes rounded to even).")
 @click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Blend with the previous output where the picture is still, against flicker (0 = off).")
 @click.option("--codec", help="Video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libvpx-vp9, ...")
@@ -160,22 +231,22 @@ def styles_cmd():
 @click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset (ultrafast..veryslow).")
 @click.option("--no-audio", is_flag=True, help="Leave the audio out.")
 @stylizer_options
-def video(input_path, output, temporal, codec, crf, preset, no_audio, make_stylizer):
+def video(input_path, output, start, duration, max_size, temporal, codec, crf, preset, no_audio, make_stylizer):
     """Stylize a video file; frame rate, timestamps, rotation and audio are kept.
 
     \b
       nst-video video in.mp4 out.mp4 --style mosaic
       nst-video video in.mkv out.mp4 --style udnie --temporal 0.5 --crf 20
-    Ctrl-C stops early and keeps a playable file of the frames done so far.
+      nst-video video film.mkv preview.mp4 --start 1:30 --duration 3 --max-size 480
+    Ctrl-C (or SIGTERM, SIGHUP) stops early and keeps a playable file of the frames done so far.
     """
     from nst_video.video_job import check_paths, run_video
 
     check_paths(input_path, output)  # before loading the model: bad paths fail at once
     result = run_video(input_path, output, make_stylizer(), temporal=temporal, codec=codec, crf=crf,
-                       preset=preset, audio=not no_audio)
-    if result.interrupted:
-        from nst_video.signals import exit_code
-        sys.exit(exit_code())
+                       preset=preset, audio=not no_audio, start=start, duration=duration, max_size=max_size)
+    if result.stop_signal:
+        sys.exit(128 + result.stop_signal)
 
 
 # --- webcam: `nst-video webcam` (the loop lives in nst_video/webcam_loop.py, its state in webcam.py) ---
@@ -189,11 +260,9 @@ def video(input_path, output, temporal, codec, crf, preset, no_audio, make_styli
 @click.option("--style", "-s", help="Style (name or file) to begin with; added to --styles if not among them. "
                                    "Default: the first of --styles.")
 @click.option("--styles", help="Comma-separated styles (names or files) to switch between; default: all.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
-@click.option("--fp16", is_flag=True, help="Half precision on GPU (ignored on CPU, where it is slower).")
-@click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="Blend with the original (+/- change it live).")
-@click.option("--preserve-color", is_flag=True, help="Keep the original colours (c toggles it live).")
+@click.option("--full", is_flag=True, help="Full networks on a CPU too (there the default is each style's lite "
+                                           "network, for real time; `l` switches live).")
+@network_options
 @click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Temporal blending weight against flicker; 0 = off at start (t toggles it).")
 @click.option("--record", type=click.Path(dir_okay=False), help="Record from the start to this video file.")
@@ -201,7 +270,7 @@ def video(input_path, output, temporal, codec, crf, preset, no_audio, make_styli
               help="Where k (snapshots) and r (recordings) write their files.")
 @click.option("--no-window", is_flag=True, help="Run without a window (with --record, and/or --max-frames).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop by itself after this many frames.")
-def webcam(camera, size, style, styles, no_window, max_frames, snapshot_dir, **options):
+def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_dir, **options):
     """Stylize a live camera in a window; keys switch styles, record, snapshot (h lists them).
 
     \b
@@ -215,7 +284,7 @@ def webcam(camera, size, style, styles, no_window, max_frames, snapshot_dir, **o
 
     names = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
     run_webcam(WebcamOptions(camera=parse_camera(camera), size=parse_size(size), styles=names, style=style,
-                             window=not no_window, max_frames=max_frames, snapshot_dir=Path(snapshot_dir),
+                             full=full, window=not no_window, max_frames=max_frames, snapshot_dir=Path(snapshot_dir),
                              **options))
 
 
@@ -256,14 +325,16 @@ def config_options(*names: str):
     return decorate
 
 
+from nst_video.training.distill import DISTILL_STEPS, DISTILL_WEIGHT  # noqa: E402  (option defaults)
+
 LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "content_weight", "style_weight",
                 "tv_weight", "device", "seed")
 
 
 @main.command()
 @config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
-                "init_from", "max_steps", "num_workers", "stability_weight", "checkpoint_interval", "sample_interval",
-                "log_interval", "amp", *LOSS_OPTIONS)
+                "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "checkpoint_interval",
+                "sample_interval", "log_interval", "amp", *LOSS_OPTIONS)
 def train(**options):
     """Train a new style (Johnson et al. recipe) and write its style file.
 
@@ -276,6 +347,43 @@ def train(**options):
     if options["init_from"]:
         options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
     if run_training(TrainConfig(**options)) is None:
+        from nst_video.signals import exit_code
+        sys.exit(exit_code())
+
+
+@main.command()
+@click.option("--from", "teacher", required=True, help="The full style to distil (name or file).")
+@click.option("--name", required=True, help="The new style's name (e.g. mosaic-lite).")
+@click.option("--force", is_flag=True, help="Replace an existing style of that name (and its checkpoint).")
+@click.option("--architecture", type=click.Choice(["lite", "johnson"]), default="lite", show_default=True)
+@click.option("--distill-weight", type=click.FloatRange(min=0), default=DISTILL_WEIGHT, show_default=True,
+              help="Weight of the teacher's outputs as targets, beside the perceptual loss against the painting.")
+@click.option("--style-weight", type=click.FloatRange(min=0), help="Default: the teacher's.")
+@click.option("--content-weight", type=click.FloatRange(min=0), help="Default: the teacher's.")
+@click.option("--image-size", type=click.IntRange(min=16), help="Training crop size; default: the teacher's.")
+@click.option("--style-size", type=click.IntRange(min=16), help="Style image size; default: the teacher's.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=DISTILL_STEPS, show_default=True)
+@click.option("--amp/--no-amp", default=True, show_default=True,
+              help="Mixed precision (bfloat16 on a CPU, FP16 on a GPU).")
+@config_options("content_dir", "style_image", "output", "title", "credit", "checkpoint_dir", "resume", "init_from",
+                "num_workers",
+                "checkpoint_interval", "sample_interval", "log_interval", "vgg_weights", "batch_size", "lr",
+                "tv_weight", "device", "seed")
+def distill(teacher, name, force, **options):
+    """Train a small, fast style from a full one: the teacher's outputs are the targets, beside the perceptual
+    loss against the painting. Resumable and stoppable like `train`.
+
+    \b
+      nst-video distill --from mosaic --name mosaic-lite --content-dir photos/ --style-image mosaic.png
+    """
+    from nst_video.styles import StyleRegistry
+    from nst_video.training.distill import distill_config
+    from nst_video.training.train import train as run_training
+
+    if options["init_from"]:
+        options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
+    cfg = distill_config(teacher, name, force=force, **options)
+    if run_training(cfg) is None:
         from nst_video.signals import exit_code
         sys.exit(exit_code())
 
@@ -296,3 +404,67 @@ def diagnose(content, style, steps, **options):
         raise NstError(f"{style}: no such file")
     run_diagnose(content, style, TrainConfig(content_dir=content, style_image=style, name="diagnose", **options),
                  steps=steps)
+
+
+# --- optimisation: `nst-video optimize` (the engine lives in training/optimize.py) ---
+
+
+def optimize_options(*names: str):
+    """Click options for OptimizeConfig fields, with the defaults, help, bounds and choices declared there."""
+    from dataclasses import fields
+
+    from nst_video.training.optimize import OptimizeConfig
+
+    declared = {f.name: f for f in fields(OptimizeConfig)}
+
+    def option(name: str):
+        f, flag = declared[name], "--" + name.replace("_", "-")
+        meta, kind = f.metadata, str(f.type).removesuffix(" | None")
+        kwargs = {"help": meta.get("help") or None, "default": f.default,
+                  "show_default": f.default is not None and kind != "bool"}
+        if kind == "bool":
+            kwargs["is_flag"] = True
+        elif meta.get("choices"):
+            kwargs["type"] = click.Choice(meta["choices"])
+        elif kind in ("int", "float") and meta.get("min") is not None:
+            bounded = click.IntRange if kind == "int" else click.FloatRange
+            kwargs["type"] = bounded(min=meta["min"], min_open=meta["min_open"])
+        elif kind in ("int", "float"):
+            kwargs["type"] = {"int": int, "float": float}[kind]
+        return click.option(flag, name, **kwargs)
+
+    def decorate(func):
+        for name in reversed(names):
+            func = option(name)(func)
+        return func
+    return decorate
+
+
+@main.command("optimize")
+@click.argument("content")
+@click.argument("style_image")
+@click.argument("output")
+@click.option("--style-image", "more_styles", multiple=True, metavar="PATH[:WEIGHT]",
+              help="Another style image, mixed in with a relative weight (repeatable).")
+@optimize_options("size", "steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init",
+                  "init_noise", "style_scale", "preserve_color", "save_every", "coarse_size", "device", "vgg_weights",
+                  "seed")
+def optimize_cmd(content, style_image, output, more_styles, **options):
+    """Any painting, no training: optimise the picture itself until its VGG features have the photo's content
+    and the painting's style (Gatys et al.). Minutes on a CPU, seconds on a GPU.
+
+    \b
+      nst-video optimize photo.jpg painting.jpg out.png
+      nst-video optimize photo.jpg a.jpg out.png --style-image b.jpg:0.5   (a: 2/3, b: 1/3)
+      nst-video optimize photo.jpg painting.jpg big.png --size 2048        (coarse to fine: 512, 1024, 2048)
+
+    STYLE_IMAGE is the first style image; each --style-image adds one. Each may end in :WEIGHT (default 1);
+    the weights are relative and their Gram matrices are mixed in that proportion. A stop signal (Ctrl-C,
+    SIGTERM, SIGHUP) saves the current image and exits 130/143/129.
+    """
+    from nst_video.training.optimize import OptimizeConfig, optimize, parse_style_spec
+
+    styles = [parse_style_spec(s) for s in (style_image, *more_styles)]
+    if optimize(OptimizeConfig(content=content, styles=styles, output=output, **options)) is None:
+        from nst_video.signals import exit_code
+        sys.exit(exit_code())

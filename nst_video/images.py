@@ -6,12 +6,13 @@ import glob
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nst_video.atomic import atomic_output
-from nst_video.errors import NstError
+from nst_video.errors import InputTooLarge, NstError, UnsupportedInput, reason
 
 # Pillow warns above MAX_IMAGE_PIXELS and errors above twice that; we refuse at the warning level, because a
 # 90-megapixel image would need tens of GB through the network anyway.
@@ -33,28 +34,33 @@ def is_image_path(path: Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_image(path: Path, max_size: int | None = None) -> LoadedImage:
-    """Decode an image fully (so truncation shows here, not later), upright per EXIF, as RGB uint8 + alpha."""
-    path = Path(path)
-    if not path.exists():
-        raise NstError(f"{path}: no such file")
-    if path.is_dir():
-        raise NstError(f"{path}: is a folder, not an image")
+def load_image(path: Path | BinaryIO, max_size: int | None = None, name: str | None = None) -> LoadedImage:
+    """Decode an image fully (so truncation shows here, not later), upright per EXIF, as RGB uint8 + alpha.
+    `path` may also be an open binary file (an upload); messages then call it `name`."""
+    source = path
+    if hasattr(path, "read"):
+        path = Path(name or "image")
+    else:
+        path = source = Path(path)
+        if not path.exists():
+            raise NstError(f"{path}: no such file")
+        if path.is_dir():
+            raise NstError(f"{path}: is a folder, not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 im = ImageOps.exif_transpose(im)
                 im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise NstError(f"{path}: image is too large to decode safely (over {MAX_PIXELS:,} pixels; "
+        raise InputTooLarge(f"{path}: image is too large to decode safely (over {MAX_PIXELS:,} pixels; "
                        "a decompression bomb?)") from None
     except UnidentifiedImageError:
-        raise NstError(f"{path}: not an image (or a format Pillow cannot read)") from None
+        raise UnsupportedInput(f"{path}: not an image (or a format Pillow cannot read)") from None
     except PermissionError:
         raise NstError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise NstError(f"{path}: cannot read image ({_reason(e)}); the file may be truncated or corrupt") from None
+        raise NstError(f"{path}: cannot read image ({reason(e)}); the file may be truncated or corrupt") from None
     rgb, alpha = to_rgb_alpha(im)
     if max_size and max(rgb.shape[:2]) > max_size:
         rgb, alpha = _downscale(rgb, alpha, max_size)
@@ -97,19 +103,29 @@ def save_image(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None, qua
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise NstError(f"{path}: unknown image format '{suffix or '(no extension)'}'; use e.g. .png or .jpg")
+    try:
+        with atomic_output(path) as tmp:
+            encode_image(tmp, rgb, alpha, suffix, quality)
+    except NstError:
+        raise
+    except OSError as e:
+        raise NstError(f"{path}: cannot write ({reason(e)})") from None
+
+
+def encode_image(out: Path | BinaryIO, rgb: np.ndarray, alpha: np.ndarray | None = None, suffix: str = ".png",
+                 quality: int = 95) -> None:
+    """Encode into `out` (a path, or a binary file such as BytesIO) in the format of `suffix` (".png", ".jpg",
+    ...). Alpha is kept where the format holds it."""
+    suffix = suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise NstError(f"unknown image format '{suffix}'; use e.g. .png or .jpg")
     im = Image.fromarray(rgb, "RGB")
     if alpha is not None and suffix in ALPHA_SUFFIXES:
         im.putalpha(Image.fromarray(alpha, "L"))
     options = {"quality": quality} if suffix in (".jpg", ".jpeg", ".webp") else {}
     if suffix == ".gif":
         im = im.convert("RGBA" if alpha is not None else "RGB")
-    try:
-        with atomic_output(path) as tmp:
-            im.save(tmp, format=Image.registered_extensions().get(suffix), **options)
-    except NstError:
-        raise
-    except OSError as e:
-        raise NstError(f"{path}: cannot write ({_reason(e)})") from None
+    im.save(out, format=Image.registered_extensions().get(suffix), **options)
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -136,7 +152,3 @@ def expand_inputs(specs: list[str]) -> list[Path]:
     for p in found:
         unique.setdefault(p, None)
     return list(unique)
-
-
-def _reason(e: BaseException) -> str:
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__

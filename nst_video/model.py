@@ -55,26 +55,49 @@ class ResidualBlock(nn.Module):
 
 
 class TransformerNet(nn.Module):
-    """Downsample x4, five residual blocks, upsample x4. 1,679,235 parameters."""
+    """Downsample x4, residual blocks, upsample x4. Johnson's widths (32, 64, 128) and five blocks: 1,679,235
+    parameters. The same layers at other widths make the other architectures (ARCHITECTURES)."""
 
     # Two stride-2 convolutions: H and W must be multiples of 4 for the output to line up with the input,
     # and at least 8 so the reflection pads inside the network (up to 4 px, 1 px after downsampling) fit.
     SIZE_MULTIPLE = 4
     MIN_SIZE = 8
 
-    def __init__(self):
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5):
         super().__init__()
-        self.down = nn.Sequential(ConvNormReLU(3, 32, 9), ConvNormReLU(32, 64, 3, 2), ConvNormReLU(64, 128, 3, 2))
-        self.res = nn.Sequential(*[ResidualBlock(128) for _ in range(5)])
-        self.up = nn.Sequential(UpsampleConvNormReLU(128, 64), UpsampleConvNormReLU(64, 32))
-        self.out = ConvLayer(32, 3, 9)
+        c1, c2, c3 = widths
+        self.down = nn.Sequential(ConvNormReLU(3, c1, 9), ConvNormReLU(c1, c2, 3, 2), ConvNormReLU(c2, c3, 3, 2))
+        self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(blocks)])
+        self.up = nn.Sequential(UpsampleConvNormReLU(c3, c2), UpsampleConvNormReLU(c2, c1))
+        self.out = ConvLayer(c1, 3, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = pad_bottom_right(x, self.SIZE_MULTIPLE, self.MIN_SIZE)
+        if torch.jit.is_tracing():  # exporting a graph: the padding must follow the input's size at run time
+            x = pad_reflect_traceable(x, self.SIZE_MULTIPLE)
+        else:
+            x = pad_bottom_right(x, self.SIZE_MULTIPLE, self.MIN_SIZE)
         y = self.out(self.up(self.res(self.down(x))))
         y = (torch.tanh(y) + 1) / 2
         return y[..., :h, :w]
+
+
+# The networks a style file can name in its metadata ("architecture"); files without the field are "johnson".
+#   johnson  the paper's network: the quality reference, real time on a GPU
+#   lite     half the width everywhere (a quarter of the multiply-adds): on 2 CPU cores with OpenVINO, 640x480
+#            takes about a quarter of the full network's time. Chosen by measurement over fewer blocks and
+#            narrower layers (benchmarks/bench_backends.py --candidates; README: Real time on a CPU): the half
+#            width keeps all of Johnson's layers and receptive field, and cutting further saved a few ms only.
+ARCHITECTURES = {
+    "johnson": {"widths": (32, 64, 128), "blocks": 5},
+    "lite": {"widths": (16, 32, 64), "blocks": 5},
+}
+DEFAULT_ARCHITECTURE = "johnson"
+
+
+def build_network(architecture: str = DEFAULT_ARCHITECTURE) -> TransformerNet:
+    """A fresh network of a named architecture (KeyError for a name not in ARCHITECTURES)."""
+    return TransformerNet(**ARCHITECTURES[architecture])
 
 
 def pad_bottom_right(x: torch.Tensor, multiple: int, min_size: int) -> torch.Tensor:
@@ -87,3 +110,12 @@ def pad_bottom_right(x: torch.Tensor, multiple: int, min_size: int) -> torch.Ten
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def pad_reflect_traceable(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflection-pad bottom/right to a multiple, with no Python branch on the size: traced into an exported
+    graph (ONNX, OpenVINO, TorchScript), the pad amounts stay computed from the input's shape, so one graph
+    takes any height and width (of at least 5 px; the Stylizer pads slivers before calling a graph)."""
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple),
+                 mode="reflect")

@@ -1,12 +1,13 @@
 """Stop signals: SIGTERM (kill, timeout, systemd, container stops) and SIGHUP (the terminal went away) end a
 long job exactly as Ctrl-C does, so every job has one way to stop cleanly and one exit code convention.
 
-Two ways to be stopped:
+Ways to be stopped:
   - `raise_on_stop_signals()`: the signal raises `Interrupted` (a KeyboardInterrupt) in the main thread, like
     Ctrl-C does by default; jobs that already finish cleanly on KeyboardInterrupt (video, webcam) need nothing
     else. The CLI installs it around every command.
   - `StopFlag`: the signal only sets a flag that the job polls at a safe point (training finishes its step and
     saves a checkpoint); a second signal raises `Interrupted` at once.
+  - `handle_stop_signals(handler)`: every signal calls the handler (the web server's graceful shutdown).
 
 `exit_code()` is the conventional status after a stop: 128 + the signal's number (130 for Ctrl-C, 143 for
 SIGTERM, 129 for SIGHUP)."""
@@ -52,7 +53,9 @@ def _handlers(handler: Callable) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    # A signal the parent set to be ignored stays ignored: `nohup` (SIGHUP) and background jobs of a
+    # non-interactive shell (SIGINT) ask for exactly that.
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
     try:
         yield
     finally:
@@ -68,6 +71,16 @@ def _raise(signum, frame) -> None:
 def raise_on_stop_signals():
     """Within this context SIGINT, SIGTERM and SIGHUP raise `Interrupted` in the main thread."""
     return _handlers(_raise)
+
+
+def handle_stop_signals(handler: Callable[[int], None]):
+    """Within this context every stop signal calls `handler(signum)` in the main thread, and nothing else
+    happens: for a job with its own way of stopping (the web server shuts down; a second signal cuts the
+    wait short)."""
+    def _call(signum, frame) -> None:
+        note_signal(signum)
+        handler(signum)
+    return _handlers(_call)
 
 
 class StopFlag:

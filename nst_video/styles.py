@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
-from nst_video.model import TransformerNet
+from nst_video.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, TransformerNet, build_network
 
 FORMAT = "nst-video-style"
 FORMAT_VERSION = 1
@@ -42,6 +42,7 @@ class StyleInfo:
     credit: str = ""
     training: dict = field(default_factory=dict)
     path: Path | None = None
+    architecture: str = DEFAULT_ARCHITECTURE  # which network of nst_video.model.ARCHITECTURES
 
     @property
     def key(self) -> str:
@@ -58,13 +59,12 @@ def save_style(path: Path, state_dict: dict[str, torch.Tensor], info: StyleInfo,
                dtype: torch.dtype = torch.float16) -> Path:
     """Write a style file atomically. Weights are stored as `dtype` (fp16 halves the size; loading upcasts)."""
     path = Path(path)
-    expected = TransformerNet().state_dict()
-    _check_tensors(path, {k: tuple(v.shape) for k, v in state_dict.items()}, expected)
+    _check_tensors(path, {k: tuple(v.shape) for k, v in state_dict.items()}, _network(path, info.architecture))
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state_dict.items()}
     metadata = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION),
         "name": info.name, "title": info.title or info.name, "credit": info.credit,
-        "training": json.dumps(info.training, sort_keys=True),
+        "training": json.dumps(info.training, sort_keys=True), "architecture": info.architecture,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
@@ -76,26 +76,36 @@ def read_info(path: Path) -> StyleInfo:
     """Read only the metadata (fast: the header), validating that this is a style file."""
     path = Path(path)
     meta, shapes = _open(path, with_tensors=False)
-    _check_tensors(path, shapes, TransformerNet().state_dict())
-    return _info_from(meta, path)
+    info = _info_from(meta, path)
+    _check_tensors(path, shapes, _network(path, info.architecture))
+    return info
 
 
 def load_style(path: Path) -> tuple[StyleInfo, dict[str, torch.Tensor]]:
     """Read metadata and weights (as float32) of a style file, or raise NstError saying what is wrong."""
     path = Path(path)
     meta, tensors = _open(path, with_tensors=True)
-    _check_tensors(path, {k: tuple(v.shape) for k, v in tensors.items()}, TransformerNet().state_dict())
+    info = _info_from(meta, path)
+    _check_tensors(path, {k: tuple(v.shape) for k, v in tensors.items()}, _network(path, info.architecture))
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:
         raise NstError(f"{path}: style file has non-finite weights (in {bad[0]}); it is corrupt")
-    return _info_from(meta, path), {k: v.float() for k, v in tensors.items()}
+    return info, {k: v.float() for k, v in tensors.items()}
 
 
 def load_model(path: Path) -> tuple[StyleInfo, TransformerNet]:
     info, state = load_style(path)
-    model = TransformerNet()
+    model = build_network(info.architecture)
     model.load_state_dict(state)
     return info, model.eval()
+
+
+def _network(path: Path, architecture: str) -> dict[str, torch.Tensor]:
+    """The state dict a style file of this architecture must hold."""
+    if architecture not in ARCHITECTURES:
+        raise NstError(f"{path}: uses the network '{architecture}', which this nst-video does not know "
+                       f"(it knows {', '.join(ARCHITECTURES)}); update nst-video")
+    return build_network(architecture).state_dict()
 
 
 def _open(path: Path, with_tensors: bool):
@@ -140,7 +150,8 @@ def _info_from(meta: dict[str, str], path: Path) -> StyleInfo:
     except json.JSONDecodeError:
         training = {}
     return StyleInfo(name=meta.get("name") or style_key(path), title=meta.get("title", ""),
-                     credit=meta.get("credit", ""), training=training, path=path)
+                     credit=meta.get("credit", ""), training=training, path=path,
+                     architecture=meta.get("architecture") or DEFAULT_ARCHITECTURE)
 
 
 class StyleRegistry:

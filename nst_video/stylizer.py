@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from nst_video.errors import NstError
-from nst_video.model import TransformerNet
-from nst_video.styles import StyleInfo, StyleRegistry
+from nst_video.model import TransformerNet, pad_bottom_right
+from nst_video.runtimes import Network, open_runtime
+from nst_video.styles import StyleRegistry
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -39,14 +40,20 @@ def default_batch_size(device: torch.device) -> int:
 
 
 class Stylizer:
+    """Runs one style's network on frames, through the runtime chosen for the device (nst_video.runtimes), in
+    batches, with the post-processing every mode shares. `set_model` switches styles; a network prepared once
+    (moved to the GPU, or exported and compiled) is kept, so switching back is instant."""
+
     def __init__(self, model: TransformerNet, device: str = "auto", fp16: bool = False, strength: float = 1.0,
-                 preserve_color: bool = False, batch_size: int | None = None, info: StyleInfo | None = None):
+                 preserve_color: bool = False, batch_size: int | None = None, backend: str = "auto",
+                 threads: int | None = None):
         self.device = pick_device(device)
+        if threads is not None and threads < 1:
+            raise NstError("--threads must be at least 1")
+        self.runtime = open_runtime(backend, self.device, fp16=fp16, threads=threads)
         # FP16 only where it is fast and supported; on the CPU it is slower than fp32, so it is ignored.
-        self.fp16 = bool(fp16) and self.device.type in ("cuda", "mps")
+        self.fp16 = bool(getattr(self.runtime, "fp16", False))
         self.dtype = torch.float16 if self.fp16 else torch.float32
-        # channels_last lets cuDNN pick its fastest (tensor-core) convolution kernels.
-        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         if batch_size is None:
             batch_size = default_batch_size(self.device)
         if batch_size < 1:
@@ -54,13 +61,17 @@ class Stylizer:
         self.batch_size = batch_size
         self.strength = strength
         self.preserve_color = preserve_color
-        self.info = info
-        self.model = self._prepare(model)
+        self._prepared: dict[int, tuple[TransformerNet, Network]] = {}
+        self.set_model(model)
 
     @classmethod
     def from_style(cls, style: str, registry: StyleRegistry | None = None, **kwargs) -> "Stylizer":
-        info, model = (registry or StyleRegistry()).load(style)
-        return cls(model, info=info, **kwargs)
+        return cls((registry or StyleRegistry()).load(style)[1], **kwargs)
+
+    @property
+    def backend(self) -> str:
+        """What runs the network, for overlays and summaries, e.g. 'openvino (CPU, 2 threads, BF16)'."""
+        return self.runtime.describe()
 
     @property
     def strength(self) -> float:
@@ -72,19 +83,21 @@ class Stylizer:
             raise NstError(f"strength must be between 0 and 1, not {value}")
         self._strength = float(value)
 
-    def set_model(self, model: TransformerNet, info: StyleInfo | None = None) -> None:
-        self.model, self.info = self._prepare(model), info
-
-    def _prepare(self, model: TransformerNet) -> TransformerNet:
-        model = model.eval().requires_grad_(False).to(self.device, self.dtype)
-        return model.to(memory_format=self.memory_format)
+    def set_model(self, model: TransformerNet) -> None:
+        if id(model) not in self._prepared:
+            self._prepared[id(model)] = (model, self.runtime.prepare(model))  # holding model keeps its id unique
+        self.model, self.network = self._prepared[id(model)]
 
     @torch.inference_mode()
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) float in [0, 1] on any device -> the same shape on self.device, float32, post-processed."""
-        x = x.to(self.device, non_blocking=True)
-        y = self.model(x.to(self.dtype).contiguous(memory_format=self.memory_format)).float()
-        return self.postprocess(x.float(), y)
+        """(N, 3, H, W) float in [0, 1] on any device -> the same shape on the runtime's device, float32,
+        post-processed."""
+        x = x.to(self.runtime.device, non_blocking=True).float()
+        h, w = x.shape[-2:]
+        # Padded here for every runtime (a graph's own padding cannot handle slivers of a few pixels).
+        padded = pad_bottom_right(x, TransformerNet.SIZE_MULTIPLE, TransformerNet.MIN_SIZE)
+        y = self.network(padded)[..., :h, :w]
+        return self.postprocess(x, y)
 
     def postprocess(self, original: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
         if self.preserve_color:

@@ -1,13 +1,16 @@
-"""Video files in and out, via PyAV (FFmpeg). All PyAV code of the project lives here.
+"""Video files in and out, via PyAV (FFmpeg). With audio_io (the audio track), the only place of the project
+that uses PyAV.
 
-`VideoSource` decodes any file FFmpeg reads into upright RGB uint8 frames with their own timestamps;
-`VideoSink` encodes RGB frames at the timestamps it is given (so variable frame rates survive), carries the
-source's audio along, and writes under a temporary name that is renamed only when the file is complete."""
+`VideoSource` decodes any file FFmpeg reads - all of it or a segment, optionally scaled down - into upright RGB
+uint8 frames with their own timestamps; `VideoSink` encodes RGB frames at the timestamps it is given (so
+variable frame rates survive), carries the source's audio along, and writes under a temporary name that is
+renamed only when the file is complete. `CONTAINERS` is the one table of the video file types the project
+knows, by extension (the CLI's choice of mode uses it too)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,16 +20,44 @@ import av
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
+from nst_video import report
 from nst_video.atomic import move_into_place, temp_path_beside
-from nst_video.errors import NstError
+from nst_video.audio_io import AudioTrack, NoAudio
+from nst_video.errors import NstError, UnsupportedInput, reason
 
-# Audio codecs copied as they are per output container family; anything else is transcoded (see AUDIO_ENCODER).
-# FFmpeg accepts more (e.g. Vorbis in MP4), but few players play those, so they are transcoded too.
-MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
-AUDIO_COPY = {"mp4": MP4_AUDIO, "mov": MP4_AUDIO | {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"},
-              "3gp": {"aac", "amr_nb", "amr_wb"}, "webm": {"opus", "vorbis"}, "avi": {"mp3", "ac3", "pcm_s16le"}}
-AUDIO_ENCODER = {"webm": "libopus", "ogg": "libopus", "avi": "libmp3lame"}  # default: aac
-VIDEO_ENCODER = {"webm": "libvpx-vp9", "ogg": "libvpx-vp9"}  # default: libx264
+
+@dataclass(frozen=True)
+class ContainerKind:
+    """What the project writes into one kind of video file."""
+    muxer: str | None = None          # FFmpeg's muxer; None: FFmpeg picks it from the extension
+    video_encoder: str = "libx264"    # the default --codec
+    audio_encoder: str = "aac"        # for audio that is not copied as it is
+    # Audio codecs copied as they are; anything else is transcoded (None: whatever the muxer takes). FFmpeg
+    # accepts more (e.g. Vorbis in MP4), but few players play those, so they are transcoded too.
+    audio_copy: frozenset[str] | None = None
+    muxer_options: tuple[tuple[str, str], ...] = ()  # FFmpeg's options for the muxer
+
+
+MP4_AUDIO = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
+_MP4 = ContainerKind("mp4", audio_copy=MP4_AUDIO)
+_3GP = ContainerKind("3gp", audio_copy=frozenset({"aac", "amr_nb", "amr_wb"}))
+_OGG = ContainerKind("ogg", video_encoder="libvpx-vp9", audio_encoder="libopus")
+CONTAINERS: dict[str, ContainerKind] = {
+    ".mp4": _MP4, ".m4v": _MP4,
+    ".mov": ContainerKind("mov", audio_copy=MP4_AUDIO | {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"}),
+    ".3gp": _3GP, ".3g2": dataclasses.replace(_3GP, muxer="3g2"),
+    ".mkv": ContainerKind("matroska"),
+    ".webm": ContainerKind("webm", "libvpx-vp9", "libopus", frozenset({"opus", "vorbis"})),
+    # AVI has no timestamps, only one entry per tick: shifting everything later for the encoder delay of MP3
+    # (FFmpeg's default) would put an empty "repeat" entry before the second frame.
+    ".avi": ContainerKind("avi", audio_encoder="libmp3lame", audio_copy=frozenset({"mp3", "ac3", "pcm_s16le"}),
+                          muxer_options=(("avoid_negative_ts", "disabled"),)),
+    ".ogv": _OGG, ".ogg": _OGG,
+    **{suffix: ContainerKind() for suffix in (".flv", ".wmv", ".asf", ".mpg", ".mpeg", ".vob", ".ts", ".mts",
+                                              ".m2ts", ".gifv")},
+}
+VIDEO_SUFFIXES = frozenset(CONTAINERS)  # what `nst-video IN OUT` treats as a video
+
 CODEC_ALIASES = {"h264": "libx264", "x264": "libx264", "avc": "libx264", "h265": "libx265", "hevc": "libx265",
                  "x265": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
 CRF_CODECS = {"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libsvtav1"}
@@ -39,22 +70,28 @@ COLORSPACES = {"bt709": (Colorspace.ITU709, ColorPrimaries.BT709, ColorTrc.BT709
 _AVCOL_SPC_BT709, _AVCOL_SPC_BT470BG, _AVCOL_SPC_SMPTE170M = 1, 5, 6
 
 
+def container_kind(path) -> ContainerKind:
+    return CONTAINERS.get(Path(path).suffix.lower(), ContainerKind())
+
+
 @dataclass
-class Frame:
+class DecodedFrame:
     rgb: np.ndarray        # (H, W, 3) uint8, upright
-    pts: int               # in the source's time_base, strictly increasing
+    pts: int               # in VideoInfo.time_base, strictly increasing
     duration: int | None   # in time_base units, where the file says
 
 
 @dataclass
 class VideoInfo:
     path: Path
-    width: int             # as displayed: after the rotation metadata is applied
+    width: int             # as delivered: after the rotation metadata is applied and scaling to max_size
     height: int
-    time_base: Fraction
+    time_base: Fraction    # of the frames' pts: 1/frame_rate at a constant frame rate, else the stream's own
     frame_rate: Fraction | None
-    frame_count: int       # an estimate from the header (0 if unknown): for progress bars only
-    duration: float | None  # seconds, from the header
+    constant_rate: bool    # the frames lie on the 1/frame_rate grid (and are timed in it)
+    frame_count: int       # an estimate from the header (0 if unknown), of the segment: for progress bars only
+    duration: float | None  # seconds, from the header (the whole file)
+    segment_start: float | None  # a segment: the file's time (s) at the frames' pts 0; None: the whole file
     rotation: int          # degrees counter-clockwise applied to the stored pictures
     colorspace: str        # "bt709" or "bt601": the matrix the pictures were decoded with
     codec: str
@@ -62,8 +99,16 @@ class VideoInfo:
     audio: str | None      # e.g. "aac 48000 Hz stereo", or None
 
 
-def warn(message: str) -> None:
-    print(f"nst-video: warning: {message}", file=sys.stderr, flush=True)
+@dataclass
+class _FirstFrame:
+    """The first frame (of the segment) and what it tells about all of them."""
+    frame: av.VideoFrame
+    pts: int                # in the stream's time base
+    duration: int | None
+    rotation: int
+    colorspace: str
+    width: int              # delivered size: upright, scaled to max_size
+    height: int
 
 
 def _open_input(path: Path):
@@ -76,19 +121,33 @@ def _open_input(path: Path):
     except PermissionError:
         raise NstError(f"{path}: permission denied") from None
     except (av.FFmpegError, OSError) as e:
-        raise NstError(f"{path}: not a video FFmpeg can read ({_reason(e)}); the file may be truncated or "
+        raise UnsupportedInput(f"{path}: not a video FFmpeg can read ({reason(e)}); the file may be truncated or "
                        "corrupt") from None
 
 
 class VideoSource:
-    """Decodes the first video stream of a file: `info` describes it, iterating yields `Frame`s.
+    """Decodes the first video stream of a file: `info` describes it, iterating yields `DecodedFrame`s.
+
+    `start` and `duration` (seconds from the beginning of the file) read a segment only: the demuxer seeks to
+    the keyframe before `start`, the frames from there to `start` are decoded and dropped, and the frames kept
+    are timed from the first of them (pts 0). `max_size` caps the long side: the aspect is kept, and the
+    scaled sizes are even, as 4:2:0 encoders need.
+
+    A constant-rate video (its first packets lie on the 1/rate grid) is timed in 1/rate, so the output says
+    the rate and AVI needs no filler entries; a later frame off the grid is rounded onto it. Any other video
+    keeps the stream's own time base and timestamps.
 
     The first frame is decoded on opening, so a file that cannot be decoded fails before any output exists."""
 
     MAX_BAD_PACKETS = 25  # corrupt packets skipped (with a warning) before the whole file counts as broken
+    PEEK_PACKETS = 200    # packets whose timestamps tell whether the frame rate is constant
 
-    def __init__(self, path):
+    def __init__(self, path, start: float = 0.0, duration: float | None = None, max_size: int | None = None):
+        if start < 0 or (duration is not None and duration <= 0) or (max_size is not None and max_size < 2):
+            raise ValueError(f"bad segment or size: start={start}, duration={duration}, max_size={max_size}")
         self.path = Path(path)
+        self.start, self.duration, self.max_size = float(start), duration, max_size
+        self.segment = self.start > 0 or duration is not None
         self.container = _open_input(self.path)
         try:
             self._init_stream()
@@ -98,30 +157,100 @@ class VideoSource:
 
     def _init_stream(self) -> None:
         if not self.container.streams.video:
-            raise NstError(f"{self.path}: has no video stream")
+            raise UnsupportedInput(f"{self.path}: has no video stream")
         self.stream = stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads: decoding keeps pace with the network
-        self._frames = self._decode()
-        try:
-            self._first = next(self._frames)
-        except StopIteration:
-            raise NstError(f"{self.path}: no video frame could be decoded; the file may be truncated or corrupt") \
-                from None
-        first = self._first_av
-        height, width = self._first.rgb.shape[:2]
+        self._begin, self._stop = self._seek_segment()
+        rate = self._constant_rate()
+        self._frames = self._segment(self._timestamps(self._decoded_frames()))
+        self._first: _FirstFrame | None = self._read_first_frame()
+        first = self._first
+        self.rotation, self.colorspace = first.rotation, first.colorspace
+        stored_w, stored_h = _upright_size(first.width, first.height, first.rotation)  # what to scale to
+        scaled = (stored_w, stored_h) != (first.frame.width, first.frame.height)
+        self._scale = {"width": stored_w, "height": stored_h} if scaled else {}  # to_ndarray's size arguments
+        # Output timing: a constant rate counts frames (1/rate) from the first frame's place; any other rate
+        # keeps the stream's ticks. Both count from 0 for a segment, from the file's 0 otherwise.
+        self._rate = rate
+        self.time_base = 1 / rate if rate else stream.time_base
+        self._ticks = stream.time_base / self.time_base  # output units per stream tick
+        self._zero = first.pts if self.segment else 0
+        self._first_stream_pts, self._first_pts = first.pts, round((first.pts - self._zero) * self._ticks)
         audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        frame_rate = rate or stream.average_rate or stream.guessed_rate or None
         self.info = VideoInfo(
-            path=self.path, width=width, height=height, time_base=stream.time_base,
-            frame_rate=stream.average_rate or stream.guessed_rate or None, frame_count=self._estimate_count(),
+            path=self.path, width=first.width, height=first.height, time_base=self.time_base,
+            frame_rate=frame_rate, constant_rate=rate is not None,
+            frame_count=self._estimate_count(frame_rate, first.pts),
             duration=self._declared_end(), rotation=self.rotation, colorspace=self.colorspace,
-            codec=stream.codec_context.name, pix_fmt=first.format.name,
+            segment_start=float(first.pts * stream.time_base) if self.segment else None,
+            codec=stream.codec_context.name, pix_fmt=first.frame.format.name,
             audio=f"{audio.codec_context.codec.canonical_name} {audio.rate} Hz {audio.layout.name}" if audio else None)
 
-    def _estimate_count(self) -> int:
-        if self.stream.frames:
+    def _read_first_frame(self) -> _FirstFrame:
+        """Decode the first frame (of the segment) and learn from it what holds for all frames: orientation,
+        colour matrix and the size they are delivered at."""
+        try:
+            frame, pts, duration = next(self._frames)
+        except StopIteration:
+            if self.start:
+                raise NstError(f"{self.path}: no video from {self.start:.2f} s on: it ends before that") from None
+            raise NstError(f"{self.path}: no video frame could be decoded; the file may be truncated or corrupt") \
+                from None
+        rotation = round(frame.rotation / 90) * 90 % 360 if frame.rotation else 0
+        width, height = _fit(*_upright_size(frame.width, frame.height, rotation), self.max_size)
+        return _FirstFrame(frame, pts, duration, rotation, _decoded_colorspace(frame), width, height)
+
+    def _seek_segment(self) -> tuple[float, float]:
+        """Where the segment begins and ends, in stream ticks (the whole file: -inf, inf); seeks the demuxer to
+        the keyframe before its start. A start beyond the end the header declares fails here."""
+        stream, tb = self.stream, self.stream.time_base
+        if not self.segment:
+            return float("-inf"), float("inf")
+        origin = (self.container.start_time or 0) / av.time_base  # players count the file's time from here
+        begin = origin + self.start
+        end = self._declared_end() or (origin + self.container.duration / av.time_base
+                                       if self.container.duration else None)
+        if self.start and end is not None and begin >= end:
+            raise NstError(f"{self.path}: cannot start at {self.start:.2f} s: the video is {end - origin:.2f} s long")
+        if self.start:
+            _seek(self.container, stream, begin / tb)
+        half_tick = 0.5  # timestamps are rounded to the tick: a frame half a tick early is the one asked for
+        stop = float("inf") if self.duration is None else float((begin + self.duration) / tb) - half_tick
+        return float(begin / tb) - half_tick, stop
+
+    def _constant_rate(self) -> Fraction | None:
+        """The frame rate, if the first packets (of the segment) lie on its grid, one frame every 1/rate; None
+        for a variable rate (or where the packets cannot tell)."""
+        stream = self.stream
+        rates = [r for r in dict.fromkeys((stream.base_rate, stream.average_rate)) if r and 0 < r <= 1000]
+        if not rates:
+            return None
+        pts = []
+        try:
+            with av.open(str(self.path), metadata_errors="replace") as peek:
+                video = peek.streams.video[0]
+                if self.start:
+                    _seek(peek, video, self._begin)
+                for packet in peek.demux(video):
+                    if packet.size:
+                        if packet.pts is None:
+                            return None
+                        pts.append(packet.pts)
+                        if len(pts) == self.PEEK_PACKETS:
+                            break
+        except (av.FFmpegError, OSError):
+            return None
+        return next((Fraction(r) for r in rates if _on_grid(pts, stream.time_base, r)), None)
+
+    def _estimate_count(self, rate, first_pts: int) -> int:
+        if not self.segment and self.stream.frames:
             return self.stream.frames
-        end, rate = self._declared_end(), self.stream.average_rate or self.stream.guessed_rate
-        return round(end * rate) if end and rate else 0
+        end = self._declared_end()
+        if self._stop < float("inf"):
+            end = min(end or float("inf"), float(self._stop * self.stream.time_base))
+        begin = float(first_pts * self.stream.time_base) if self.segment else 0.0
+        return max(0, round((end - begin) * rate)) if end and rate else 0
 
     def _declared_end(self) -> float | None:
         """Where the video stream ends, in seconds, as the header says; None where only the whole file's
@@ -138,16 +267,26 @@ class VideoSource:
             return ((container.start_time or 0) + container.duration) / av.time_base
         return None
 
-    def __iter__(self) -> Iterator[Frame]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        yield from self._frames
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        first, self._first = self._first, None
+        if first is not None:
+            yield self._delivered(first.frame, first.pts, first.duration)
+        for frame, pts, duration in self._frames:
+            yield self._delivered(frame, pts, duration)
 
-    def _decode(self) -> Iterator[Frame]:
+    def _delivered(self, frame, pts: int, duration: int | None) -> DecodedFrame:
+        """An upright RGB frame, timed in info.time_base from the zero point."""
+        if self._rate:  # on the grid, counted from the first frame: rounding cannot swap neighbours
+            out = self._first_pts + round((pts - self._first_stream_pts) * self._ticks)
+        else:
+            out = pts - self._zero
+        return DecodedFrame(self._to_rgb(frame), out, max(1, round(duration * self._ticks)) if duration else None)
+
+    def _timestamps(self, frames) -> Iterator[tuple]:
+        """(frame, pts, duration) in the stream's time base, with missing or backward timestamps repaired."""
         stream, tb = self.stream, self.stream.time_base
         prev_pts, prev_delta, index, end, offset = None, None, 0, 0, 0
-        for av_frame in self._decoded_frames():
+        for av_frame in frames:
             pts = None if av_frame.pts is None else av_frame.pts + offset
             if pts is None or (prev_pts is not None and pts <= prev_pts):
                 # No timestamp (some AVI / raw streams), or time going backwards (a broken muxer, joined
@@ -158,16 +297,19 @@ class VideoSource:
                 pts = fixed
             if prev_pts is not None:
                 prev_delta = pts - prev_pts
-            if index == 0:
-                self._first_av = av_frame
-                self.colorspace = _decoded_colorspace(av_frame)
-                self.rotation = round(av_frame.rotation / 90) * 90 % 360 if av_frame.rotation else 0
-            rgb = self._to_rgb(av_frame)
             duration = av_frame.duration or None
             end = pts + (duration or prev_delta or 0)
             prev_pts, index = pts, index + 1
-            yield Frame(rgb, pts, duration)
+            yield av_frame, pts, duration
         self._check_complete(float(end * tb) if index else 0.0)
+
+    def _segment(self, timed) -> Iterator[tuple]:
+        """The frames of the segment only (all of them for the whole file)."""
+        for item in timed:
+            if item[1] >= self._stop:
+                return
+            if item[1] >= self._begin:
+                yield item
 
     def _decoded_frames(self):
         bad = 0
@@ -177,21 +319,21 @@ class VideoSource:
                 packet = next(demux)
             except StopIteration:
                 if bad:
-                    warn(f"{self.path}: skipped {bad} corrupt video packet(s)")
+                    report.warn(f"{self.path}: skipped {bad} corrupt video packet(s)")
                 return
             except (av.FFmpegError, OSError) as e:
-                raise NstError(f"{self.path}: cannot read the file ({_reason(e)}); it may be truncated or "
+                raise NstError(f"{self.path}: cannot read the file ({reason(e)}); it may be truncated or "
                                "corrupt") from None
             try:
                 yield from packet.decode()
             except av.FFmpegError as e:
                 bad += 1
                 if bad > self.MAX_BAD_PACKETS:
-                    raise NstError(f"{self.path}: too many corrupt video packets ({_reason(e)})") from None
+                    raise NstError(f"{self.path}: too many corrupt video packets ({reason(e)})") from None
 
     def _to_rgb(self, frame) -> np.ndarray:
         matrix = COLORSPACES[self.colorspace][0]
-        rgb = frame.to_ndarray(format="rgb24", src_colorspace=matrix, interpolation="BICUBIC")
+        rgb = frame.to_ndarray(format="rgb24", src_colorspace=matrix, interpolation="BICUBIC", **self._scale)
         if self.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
         return rgb
@@ -217,6 +359,36 @@ class VideoSource:
         self.close()
 
 
+def _seek(container, stream, ticks) -> None:
+    """Seek to the keyframe at or before `ticks` (the stream's time base); where the file cannot seek, reading
+    goes on from where it is (the frames before the place wanted are dropped anyway)."""
+    with contextlib.suppress(av.FFmpegError, OverflowError, ValueError):
+        container.seek(max(0, int(ticks)), stream=stream, backward=True)
+
+
+def _upright_size(width: int, height: int, rotation: int) -> tuple[int, int]:
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def _fit(width: int, height: int, max_size: int | None) -> tuple[int, int]:
+    """The size that caps the long side at max_size, keeping the aspect, with even sides (what 4:2:0 encoders
+    need, so no padding is added); unchanged where it fits already."""
+    if not max_size or max(width, height) <= max_size:
+        return width, height
+    scale = max_size / max(width, height)
+    longest = max_size - max_size % 2
+    return tuple(max(2, min(longest, round(side * scale / 2) * 2)) for side in (width, height))
+
+
+def _on_grid(pts: list[int], time_base: Fraction, rate: Fraction) -> bool:
+    """Whether these timestamps are a constant-rate video's: the first + k/rate for k = 0, 1, 2, ..., each
+    within one tick of the time base (which rounds them)."""
+    pts = sorted(pts)
+    frames_per_tick = time_base * rate
+    tolerance = min(float(frames_per_tick), 0.25) + 1e-9
+    return all(abs(float((p - pts[0]) * frames_per_tick) - k) <= tolerance for k, p in enumerate(pts))
+
+
 def _one_frame(stream) -> int:
     """One frame interval in the stream's time base (at least 1)."""
     rate = stream.average_rate or stream.guessed_rate
@@ -234,12 +406,7 @@ def _decoded_colorspace(frame) -> str:
 
 
 def default_video_codec(path) -> str:
-    return VIDEO_ENCODER.get(_family(path), "libx264")
-
-
-def _family(path) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return {"m4v": "mp4", "3g2": "3gp", "mkv": "matroska", "ogv": "ogg"}.get(suffix, suffix)
+    return container_kind(path).video_encoder
 
 
 class VideoSink:
@@ -248,17 +415,24 @@ class VideoSink:
     and aborts on any other error.
 
     Encoders that subsample chroma (yuv420p: H.264's usual format) need even sizes: odd widths and heights
-    are padded by repeating the last column / row, so a 641x481 input gives a 642x482 video."""
+    are padded by repeating the last column / row, so a 641x481 input gives a 642x482 video.
+
+    `audio_from` is the file whose first audio stream goes along. `audio_start` is for a segment of it: the
+    source's time (s) at this video's time 0; the audio is then cut from there to where the video ends (and
+    transcoded, where the encoder takes it, as that cuts to the sample: copying cuts to the packet)."""
 
     def __init__(self, path, width: int, height: int, time_base: Fraction, frame_rate: Fraction | None = None,
                  codec: str | None = "libx264", crf: int = 18, preset: str = "medium", audio_from=None,
-                 colorspace: str = "bt709", on_warning: Callable[[str], None] = warn):
+                 colorspace: str = "bt709", on_warning: Callable[[str], None] = report.warn,
+                 audio_start: float | None = None):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         self.time_base = Fraction(time_base)
         self.frame_rate = Fraction(frame_rate) if frame_rate else None
         self.codec = _encoder_name(codec or default_video_codec(self.path))
         self.crf, self.preset, self.colorspace = crf, preset, colorspace
+        self.kind = container_kind(self.path)
+        self.audio_start = audio_start
         self.warn = on_warning
         self.frames_written = 0
         self.last_pts: int | None = None
@@ -280,18 +454,20 @@ class VideoSink:
 
     def _open(self, audio_from) -> None:
         """Open the container and write its header. The source's audio is copied where this container takes it
-        as it is, else transcoded; audio that cannot be decoded, or stored either way, is left out with a
-        warning."""
-        for plan in ("copy", "transcode") if audio_from else ():
+        as it is, else transcoded (a segment: transcoded, else copied); audio that cannot be decoded, or stored
+        either way, is left out with a warning."""
+        plans = ("copy", "transcode") if self.audio_start is None else ("transcode", "copy")
+        problem = None
+        for plan in plans if audio_from else ():
             self._start_container()
             try:
-                self.audio = _AudioTrack.create(audio_from, self.container, plan)
-            except _NoAudio as e:
-                if e.args:
-                    self.warn(f"{e.args[0]}; writing the video without it")
+                self.audio = AudioTrack.create(audio_from, self.container, plan, self.kind.audio_copy,
+                                               self.kind.audio_encoder, self.audio_start)
+            except NoAudio as e:
+                problem = e.args[0] if e.args else None
                 self._close_container_quietly()
                 break
-            if self.audio is None:  # not a codec to copy into this container: transcode it
+            if self.audio is None:  # not a codec to copy into this container
                 self._close_container_quietly()
                 continue
             try:
@@ -299,15 +475,15 @@ class VideoSink:
                 return
             except av.FFmpegError as e:
                 self._close_container_quietly()
-                if plan == "transcode":
-                    self.warn(f"the audio cannot be stored in {self.path.name} ({_reason(e)}); "
-                              "writing the video without it")
+                problem = f"the audio cannot be stored in {self.path.name} ({reason(e)})"
+        if problem:
+            self.warn(f"{problem}; writing the video without it")
         self._start_container()
         try:
             self.container.start_encoding()
         except av.FFmpegError as e:
             self._close_container_quietly()
-            raise NstError(f"{self.path}: cannot encode {self.codec} video into this file ({_reason(e)})") \
+            raise NstError(f"{self.path}: cannot encode {self.codec} video into this file ({reason(e)})") \
                 from None
 
     def _start_container(self) -> None:
@@ -320,10 +496,12 @@ class VideoSink:
             raise
 
     def _open_container(self):
+        if not self.path.suffix:
+            raise NstError(f"{self.path}: no file extension; use e.g. .mp4, .mkv, .webm or .mov")
         try:
-            return av.open(str(self.tmp), "w", format=_muxer_for(self.path))
+            return av.open(str(self.tmp), "w", format=self.kind.muxer, options=dict(self.kind.muxer_options))
         except (av.FFmpegError, ValueError, OSError) as e:
-            raise NstError(f"{self.path}: cannot write this kind of file ({_reason(e)}); use e.g. .mp4 or .mkv") \
+            raise NstError(f"{self.path}: cannot write this kind of file ({reason(e)}); use e.g. .mp4 or .mkv") \
                 from None
 
     def _add_video_stream(self):
@@ -424,8 +602,9 @@ class VideoSink:
             return
         try:
             self._mux_video(self.stream.encode(None))
-            if self.audio:
-                self.audio.finish(None if complete else float(self.end_pts * self.time_base))
+            if self.audio:  # cut where the video ends: after a stop, and for a segment
+                cut = not complete or self.audio_start is not None
+                self.audio.finish(float(self.end_pts * self.time_base) if cut else None)
                 self._check_audio()
             self.container.close()
             self._closed = True
@@ -433,7 +612,7 @@ class VideoSink:
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.FFmpegError, OSError)):
-                raise NstError(f"{self.path}: cannot finish writing ({_reason(e)})") from None
+                raise NstError(f"{self.path}: cannot finish writing ({reason(e)})") from None
             raise
 
     def abort(self) -> None:
@@ -463,150 +642,5 @@ class VideoSink:
             self.abort()
 
 
-class _NoAudio(Exception):
-    """The source's audio cannot be used at all: args[0] says why (no args: there is none)."""
-
-
-class _AudioTrack:
-    """The first audio stream of a source file, carried into a sink's container next to the video: packets
-    copied as they are ("copy"), or decoded and re-encoded ("transcode"). Read from its own demuxer, in step
-    with the video (the muxer interleaves them), so an interrupted job's audio ends with its video."""
-
-    # Muxers store these codecs' set-up in the file header from the stream's extradata: without it, no copy.
-    NEEDS_EXTRADATA = {"opus", "vorbis", "flac", "alac"}
-
-    @classmethod
-    def create(cls, source, container, plan: str) -> "_AudioTrack | None":
-        """The track for this plan; None if the audio is not to be copied into this container (transcode it
-        instead). Raises _NoAudio if there is no usable audio."""
-        src = cls._open_audio(source)
-        in_stream = src.streams.audio[0]
-        try:
-            if plan == "copy" and not cls._copyable(in_stream, container):
-                src.close()
-                return None
-            return cls(src, in_stream, container, plan)
-        except (av.FFmpegError, ValueError) as e:
-            src.close()
-            raise _NoAudio(f"the audio cannot be stored in this file ({_reason(e)})") from None
-
-    @staticmethod
-    def _open_audio(source):
-        """The source opened for its audio, after checking that the audio decodes (a stream that never yields
-        a sample is broken, whether it would be copied or transcoded)."""
-        try:
-            src = av.open(str(source), metadata_errors="replace")
-        except (av.FFmpegError, OSError):
-            raise _NoAudio() from None  # the video reader reports an unreadable file
-        if not src.streams.audio:
-            src.close()
-            raise _NoAudio()
-        stream = src.streams.audio[0]
-        name = stream.codec_context.codec.canonical_name
-        try:
-            if not stream.rate or not stream.channels:
-                raise ValueError("no sample rate or channel count")
-            for i, packet in enumerate(src.demux(stream)):
-                if packet.decode():
-                    break
-                if i > 100:
-                    raise ValueError("no sound in its first 100 packets")
-            else:
-                raise ValueError("no sound in it")
-        except (av.FFmpegError, ValueError) as e:
-            src.close()
-            raise _NoAudio(f"the audio stream ({name}) cannot be decoded ({_reason(e)})") from None
-        src.close()
-        return av.open(str(source), metadata_errors="replace")  # from the top again
-
-    @classmethod
-    def _copyable(cls, stream, container) -> bool:
-        name = stream.codec_context.codec.canonical_name
-        if name in cls.NEEDS_EXTRADATA and not stream.codec_context.extradata_size:
-            return False
-        return name in (AUDIO_COPY.get(container.format.name.split(",")[0]) or container.supported_codecs)
-
-    def __init__(self, src, in_stream, container, plan: str):
-        self.src, self.in_stream, self.plan = src, in_stream, plan
-        self.pending = None
-        self.done = False
-        self.error: str | None = None
-        if plan == "copy":
-            self.out = container.add_stream_from_template(in_stream)
-        else:
-            encoder = AUDIO_ENCODER.get(container.format.name.split(",")[0], "aac")
-            rate = 48000 if encoder == "libopus" else in_stream.rate
-            layout = in_stream.layout.name if in_stream.channels <= 2 or encoder != "libopus" else "stereo"
-            self.out = container.add_stream(encoder, rate=rate, layout=layout)
-            self.resampler = av.AudioResampler(format=self.out.format, layout=layout, rate=rate,
-                                               frame_size=self.out.codec_context.frame_size or None)
-        self.packets = self.src.demux(self.in_stream)
-
-    def mux_until(self, seconds: float | None) -> None:
-        """Mux the source's audio up to `seconds`, or all of it for None."""
-        try:
-            self._mux_until(seconds)
-        except (av.FFmpegError, ValueError, OSError) as e:
-            self.error = f"audio error ({_reason(e)}); the rest of the audio is left out"
-            self.close()
-
-    def _mux_until(self, limit: float | None) -> None:
-        while not self.done:
-            packet = self.pending or next(self.packets, None)
-            self.pending = None
-            if packet is None:
-                self.done = True
-                if self.plan == "transcode":
-                    self._encode(None)
-                return
-            if limit is not None and packet.pts is not None and packet.time_base \
-                    and float(packet.pts * packet.time_base) > limit:
-                self.pending = packet
-                return
-            if self.plan == "copy":
-                if packet.size:
-                    packet.stream = self.out
-                    self.out.container.mux(packet)
-            else:
-                for frame in packet.decode():
-                    self._encode(frame)
-
-    def _encode(self, frame) -> None:
-        for resampled in self.resampler.resample(frame):
-            self.out.container.mux(self.out.encode(resampled))
-        if frame is None:
-            self.out.container.mux(self.out.encode(None))
-
-    def finish(self, until: float | None) -> None:
-        """Mux the rest (complete job), or the audio up to `until` seconds (interrupted job)."""
-        if not self.done:
-            if until is not None:
-                self.mux_until(until)
-                if self.plan == "transcode" and not self.done:
-                    self.done = True
-                    with contextlib.suppress(av.FFmpegError, ValueError):
-                        self._encode(None)
-            else:
-                self.mux_until(None)
-        self.close()
-
-    def close(self) -> None:
-        self.done = True
-        with contextlib.suppress(Exception):
-            self.src.close()
-
-
 def _encoder_name(codec: str) -> str:
     return CODEC_ALIASES.get(codec.lower(), codec)
-
-
-def _muxer_for(path: Path) -> str | None:
-    """The muxer for the final name's extension (the temporary name keeps it too, but say it explicitly)."""
-    suffix = path.suffix.lower()
-    if not suffix:
-        raise NstError(f"{path}: no file extension; use e.g. .mp4, .mkv, .webm or .mov")
-    return {".mkv": "matroska", ".m4v": "mp4", ".ogv": "ogg"}.get(suffix)
-
-
-def _reason(e: BaseException) -> str:
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__

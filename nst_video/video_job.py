@@ -1,27 +1,41 @@
 """The video-file job: Source (decode thread) -> Stylizer (batched, this thread) -> Temporal -> Sink (encode
 thread), joined by bounded queues, so decoding and encoding run while the network does.
 
-Ctrl-C stops the job cleanly: the frames already stylized are encoded, the file is finalised (playable, with
-the audio cut to match) and renamed into place, and the job says how much it wrote."""
+A stop signal (Ctrl-C, SIGTERM, SIGHUP: a KeyboardInterrupt in this thread, see signals.py) stops the job
+cleanly: the frames already stylized are encoded, the file is finalised (playable, with the audio cut to
+match) and renamed into place, and the result says how much was written. A second signal stops at once,
+and nothing is kept. A signal that comes while a complete file is being finished is noted (the result's
+stop_signal), and the file finished all the same.
+
+For callers other than the CLI (the web server): `on_progress` is told of every frame written, and setting
+the `cancel` event stops the job the way a first stop signal does (the frames done are kept and finalised;
+the result says interrupted, with no stop_signal)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import click
-
+from nst_video import report, signals
 from nst_video.errors import NstError
 from nst_video.progress import progress_bar
 from nst_video.stylizer import Stylizer
 from nst_video.temporal import TemporalBlender
-from nst_video.video_io import Frame, VideoSink, VideoSource
+from nst_video.video_io import DecodedFrame, VideoSink, VideoSource
 
 _END = object()  # end-of-stream marker on the queues
+CANCELLED = 0     # what _Pipeline.run returns when the cancel event stopped it (no signal)
+
+
+class _Cancelled(Exception):
+    """The cancel event was set: stop as after a stop signal."""
 
 
 @dataclass
@@ -30,7 +44,10 @@ class VideoJobResult:
     frames: int
     seconds: float        # length of the video written
     elapsed: float        # wall-clock seconds of the job
-    interrupted: bool
+    interrupted: bool     # stopped by a signal before the end: the file holds the first `frames` frames
+    expected_frames: int  # the frames the whole job would have written, as the header lets us estimate (0: ?)
+    stop_signal: int | None = None  # the stop signal that came (exit status 128 + it), if one did
+    backend: str = ""               # what ran the network, e.g. "openvino (CPU, 2 threads, BF16)"
 
 
 @dataclass
@@ -49,62 +66,86 @@ def check_paths(src: Path, dst: Path) -> None:
 
 def run_video(src: Path, dst: Path, stylizer: Stylizer, temporal: float = 0.0, codec: str | None = None,
               crf: int = 18, preset: str = "medium", audio: bool = True, show_progress: bool = True,
-              quiet: bool = False) -> VideoJobResult:
-    """Stylize the video file `src` into `dst`. Returns what was written; on Ctrl-C, a shorter but complete
-    file (interrupted=True)."""
+              quiet: bool = False, start: float = 0.0, duration: float | None = None,
+              max_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
+              cancel: threading.Event | None = None) -> VideoJobResult:
+    """Stylize the video file `src` (or `duration` seconds of it from `start`, timed from 0 in the output)
+    into `dst`, its long side capped at `max_size`. Returns what was written; after a stop signal, a shorter
+    but complete file (interrupted=True).
+
+    `on_progress(frames_written, expected_frames)` is called (from the encoder thread) after each frame is
+    written; expected_frames is the header's estimate, 0 where unknown. Setting `cancel` (from any thread)
+    stops the job before its next frame, like a stop signal: what was done is finalised, interrupted=True."""
     src, dst = Path(src), Path(dst)
     check_paths(src, dst)
     started = time.perf_counter()
-    with VideoSource(src) as source:
+    with VideoSource(src, start=start, duration=duration, max_size=max_size) as source:
         info = source.info
         with VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, codec=codec, crf=crf,
                        preset=preset, audio_from=src if audio and info.audio else None,
-                       colorspace=info.colorspace) as sink:
-            pipeline = _Pipeline(source, sink, stylizer, TemporalBlender(temporal))
+                       audio_start=info.segment_start, colorspace=info.colorspace) as sink:
+            pipeline = _Pipeline(source, sink, stylizer, TemporalBlender(temporal), cancel)
             bar = progress_bar("fps")
             bar.disable = not show_progress
             with bar as progress:
                 task = progress.add_task("stylizing", total=info.frame_count or None,
                                          status=f"{info.width}x{info.height} -> {dst.name}")
-                pipeline.on_written = lambda: progress.advance(task)
-                interrupted = pipeline.run()
-                progress.update(task, total=sink.frames_written, completed=sink.frames_written)
-            if interrupted:
-                sink.close(complete=False)
+
+                def on_written() -> None:
+                    progress.advance(task)
+                    if on_progress is not None:
+                        on_progress(sink.frames_written, info.frame_count)
+                pipeline.on_written = on_written
+                stopped = pipeline.run()
+                # Stopped early, the bar keeps the clip's total (12/75); done, it shows the real count.
+                progress.update(task, completed=sink.frames_written,
+                                **({} if stopped is not None else {"total": sink.frames_written}))
+            stopped_late = None
+            if stopped is None:
+                with signals.StopFlag() as late:  # all done: a stop signal now is noted (a second one obeyed)
+                    sink.close()
+                stopped_late = late.requested
+            else:
+                sink.close(complete=False)  # another signal meanwhile stops at once (nothing is kept)
     result = VideoJobResult(dst, sink.frames_written, float(sink.end_pts * sink.time_base),
-                            time.perf_counter() - started, interrupted)
+                            time.perf_counter() - started, stopped is not None, info.frame_count,
+                            stopped or stopped_late, stylizer.backend)
     if not quiet:
-        _report(result, info.frame_count)
+        report_result(result)
     return result
 
 
-def _report(result: VideoJobResult, expected_frames: int) -> None:
+def report_result(result: VideoJobResult) -> None:
     fps = result.frames / result.elapsed if result.elapsed > 0 else 0.0
     if not result.interrupted:
-        click.echo(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s "
-                   f"({fps:.2f} frames/s)", err=True)
+        report.say(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s ({fps:.2f} frames/s "
+                   f"on {result.backend})")
     elif result.frames:
-        of = f" of about {expected_frames}" if expected_frames else ""
-        click.echo(f"nst-video: interrupted: wrote the first {result.frames}{of} frames "
-                   f"({result.seconds:.2f} s) to {result.output}; it plays, but is incomplete", err=True)
+        of = f" of about {result.expected_frames}" if result.expected_frames else ""
+        report.say(f"nst-video: interrupted: wrote the first {result.frames}{of} frames ({result.seconds:.2f} s) "
+                   f"to {result.output}; it plays, but is incomplete")
     else:
-        click.echo("nst-video: interrupted before any frame was done; nothing written", err=True)
+        report.say("nst-video: interrupted before any frame was done; nothing written")
 
 
 class _Pipeline:
     QUEUE_BATCHES = 2  # each queue holds this many batches: enough to ride out a slow frame, little memory
 
-    def __init__(self, source: VideoSource, sink: VideoSink, stylizer: Stylizer, blender: TemporalBlender):
+    def __init__(self, source: VideoSource, sink: VideoSink, stylizer: Stylizer, blender: TemporalBlender,
+                 cancel: threading.Event | None = None):
         self.source, self.sink, self.stylizer, self.blender = source, sink, stylizer, blender
+        self.cancel = cancel
         size = self.QUEUE_BATCHES * stylizer.batch_size + 1
         self.decoded: queue.Queue = queue.Queue(maxsize=size)
         self.stylized: queue.Queue = queue.Queue(maxsize=size)
         self.stop = threading.Event()         # tells the decoder to quit
+        self.abandon = threading.Event()      # tells the encoder to quit without writing what is queued
         self.encode_error: BaseException | None = None
         self.on_written = lambda: None
 
-    def run(self) -> bool:
-        """Process the whole video; True if interrupted by Ctrl-C (the frames done so far are in the sink)."""
+    def run(self) -> int | None:
+        """Process the whole video. Returns None, or the stop signal that interrupted it (CANCELLED: the
+        cancel event); the frames done so far are in the sink."""
         decoder = threading.Thread(target=self._decode, name="nst-decode", daemon=True)
         encoder = threading.Thread(target=self._encode, name="nst-encode", daemon=True)
         decoder.start()
@@ -115,13 +156,17 @@ class _Pipeline:
             encoder.join()
             if self.encode_error:
                 raise self.encode_error
-            return False
-        except KeyboardInterrupt:
+            return None
+        except (KeyboardInterrupt, _Cancelled) as e:
             self.stop.set()
-            self._finish_encoder(encoder)
+            try:
+                self._finish_encoder(encoder)
+            except KeyboardInterrupt:  # a second signal: stop at once, keeping nothing
+                self.sink.abort()
+                raise
             if self.encode_error:
                 raise self.encode_error from None
-            return True
+            return CANCELLED if isinstance(e, _Cancelled) else getattr(e, "signum", signal.SIGINT)
         except BaseException:
             self.stop.set()
             self._finish_encoder(encoder, drop=True)
@@ -131,15 +176,17 @@ class _Pipeline:
             decoder.join(timeout=5)
 
     def _stylize(self) -> None:
-        waiting: deque[Frame] = deque()  # frames handed to the Stylizer, in order, for pts and the blender
+        waiting: deque[DecodedFrame] = deque()  # frames handed to the Stylizer, in order, for pts and the blender
         for batch in self.stylizer.stylize_stream(self._batches(waiting)):
             for styled in batch:
                 frame = waiting.popleft()
                 self._hand_over((self.blender(frame.rgb, styled), frame.pts, frame.duration))
 
-    def _batches(self, waiting: deque[Frame]):
+    def _batches(self, waiting: deque[DecodedFrame]):
         batch = []
         while True:
+            if self.cancel is not None and self.cancel.is_set():
+                raise _Cancelled
             item = self.decoded.get()
             if item is _END:
                 break
@@ -165,17 +212,21 @@ class _Pipeline:
                 continue
 
     def _finish_encoder(self, encoder: threading.Thread, drop: bool = False) -> None:
-        """Let the encoder write what is queued (or drop it), then wait for it to end."""
-        if drop:
-            while not self.stylized.empty():
-                self.stylized.get_nowait()
+        """Let the encoder write what is queued (drop=True: only the frame it is writing), and wait for it to
+        end. A stop signal meanwhile drops the rest, and is raised once the encoder has ended: the sink must
+        not be closed under its feet."""
+        interrupted = None
         while encoder.is_alive():
             try:
-                self.stylized.put(_END, timeout=0.2)
-                break
-            except queue.Full:
-                continue
-        encoder.join()
+                if drop:
+                    self.abandon.set()
+                with contextlib.suppress(queue.Full):
+                    self.stylized.put(_END, timeout=0.2)
+                encoder.join(timeout=0.2)
+            except KeyboardInterrupt as e:
+                interrupted, drop = e, True
+        if interrupted is not None:
+            raise interrupted
 
     def _decode(self) -> None:
         try:
@@ -197,8 +248,11 @@ class _Pipeline:
 
     def _encode(self) -> None:
         try:
-            while True:
-                item = self.stylized.get()
+            while not self.abandon.is_set():
+                try:
+                    item = self.stylized.get(timeout=0.2)
+                except queue.Empty:
+                    continue
                 if item is _END:
                     return
                 rgb, pts, duration = item

@@ -1,16 +1,13 @@
-"""`nst-video webcam`: the live loop. Camera (newest frame) -> Stylizer -> Temporal -> window / recording.
+"""`nst-video webcam`, the session's state: the styles, what each key does, the recording, the statistics.
+No camera, window or thread in here (webcam_loop.py runs camera -> WebcamApp -> window / recording), so it
+tests alone.
 
 Every chosen style is loaded onto the device at start, so switching is instant (a 0.3 s cross-fade hides
-the cut). Events (style changes, snapshots, recordings) are logged as `webcam: ...` lines on stderr."""
+the cut). Events (style changes, snapshots, recordings) are reported as `webcam: ...` lines on stderr."""
 from __future__ import annotations
 
-import os
-import queue
 import re
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +15,8 @@ import numpy as np
 
 # camera (and so cv2) before anything that imports PyAV: both wheels bundle libxcb-shm under the same name,
 # and with PyAV's copy loaded first OpenCV's Qt window hangs forever while connecting to the X server.
-from nst_video.camera import Camera, CameraStopped, Frame, open_camera  # isort: skip
+from nst_video.camera import CapturedFrame  # isort: skip
+from nst_video import report
 from nst_video.errors import NstError
 from nst_video.images import save_image
 from nst_video.model import TransformerNet
@@ -26,11 +24,24 @@ from nst_video.styles import StyleInfo, StyleRegistry
 from nst_video.stylizer import Stylizer
 from nst_video.temporal import TemporalBlender
 from nst_video.video_io import VideoSink
-from nst_video.window import Window, draw_text, fit_into, for_display
+from nst_video.window import fit_into
 
 FADE_SECONDS = 0.3
 STRENGTH_STEP = 0.1
 TEMPORAL_WEIGHT = 0.5  # what `t` switches temporal blending to when --temporal does not say
+
+# The one table of what each key does: key name (see window.key_name) -> command. The loop carries out
+# LOOP_COMMANDS itself (they concern the window); WebcamApp.apply carries out every other one.
+KEYS = {
+    "n": "next", "right": "next", "down": "next",
+    "p": "previous", "left": "previous", "up": "previous",
+    **{str(i): f"style {i}" for i in range(1, 10)},
+    "space": "original", "s": "side by side",
+    "+": "stronger", "=": "stronger", "-": "weaker", "_": "weaker",
+    "c": "colours", "t": "temporal", "k": "snapshot", "r": "record", "h": "overlay", "l": "network",
+    "f": "fullscreen", "q": "quit", "esc": "quit",
+}
+LOOP_COMMANDS = {"fullscreen", "quit"}
 HELP = [
     "n / p, arrows\tnext / previous style",
     "1 - 9\tstyle by number",
@@ -39,6 +50,7 @@ HELP = [
     "+ / -\tstrength",
     "c\tpreserve colours",
     "t\ttemporal blending",
+    "l\tlite / full network",
     "k\tsnapshot (PNG)",
     "r\tstart / stop recording",
     "f\tfullscreen",
@@ -47,50 +59,59 @@ HELP = [
 ]
 
 
+def command_for(key: str | None) -> str | None:
+    return KEYS.get(key) if key is not None else None
+
+
 def log(message: str) -> None:
-    print(f"webcam: {message}", file=sys.stderr, flush=True)
+    report.event("webcam", message)
 
 
-@dataclass
-class WebcamOptions:
-    camera: int | str = 0
-    size: tuple[int, int] = (640, 480)
-    styles: list[str] | None = None  # None: every installed style
-    device: str = "auto"
-    fp16: bool = False
-    strength: float = 1.0
-    preserve_color: bool = False
-    temporal: float = 0.0  # 0: off at start (`t` turns it on at TEMPORAL_WEIGHT)
-    record: Path | None = None
-    snapshot_dir: Path = field(default_factory=Path)
-    window: bool = True
-    max_frames: int | None = None
+LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (scripts/distill_bundled.py)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise NstError(f"--size {text}: give it as WIDTHxHEIGHT, e.g. 640x480")
-    w, h = int(match[1]), int(match[2])
-    if not (16 <= w <= 7680 and 16 <= h <= 4320) or w % 2 or h % 2:
-        raise NstError(f"--size {text}: width and height must be even numbers from 16 to 7680x4320 "
-                       "(video encoders need even sizes)")
-    return w, h
+def counterpart(name: str) -> str:
+    """The other network of the same style: mosaic <-> mosaic-lite."""
+    return name.removesuffix(LITE_SUFFIX) if name.endswith(LITE_SUFFIX) else name + LITE_SUFFIX
 
 
-def load_styles(names: list[str] | None, registry: StyleRegistry | None = None
+def installed_styles(lite: bool, registry: StyleRegistry | None = None) -> list[str]:
+    """Every installed style once, as its lite network where `lite` and one exists, else as the full one."""
+    names = (registry or StyleRegistry()).names()
+    full = [n for n in names if not n.endswith(LITE_SUFFIX)]
+    full += [n for n in names if n.endswith(LITE_SUFFIX) and counterpart(n) not in names]  # lite-only styles
+    if not lite:
+        return full
+    return [counterpart(n) if counterpart(n) in names and not n.endswith(LITE_SUFFIX) else n for n in full]
+
+
+def load_styles(names: list[str] | None, registry: StyleRegistry | None = None, lite: bool = False
                 ) -> list[tuple[StyleInfo, TransformerNet]]:
     registry = registry or StyleRegistry()
     if not names:
-        names = registry.names()
+        names = installed_styles(lite, registry)
         if not names:
             raise NstError("no styles installed; train one with `nst-video train` "
                            "or pass --styles FILE.safetensors")
     return [registry.load(name) for name in names]
 
 
-def style_label(info: StyleInfo) -> str:
-    return Path(info.path).name.removesuffix(".safetensors") if info.path else info.name
+def choose_styles(names: list[str] | None, start: str | None, registry: StyleRegistry | None = None,
+                  lite: bool = False) -> tuple[list[str] | None, int]:
+    """The styles to cycle through (None: every installed one) and the index of the one to begin with:
+    `--style` (`start`) is found in `--styles`, or put first where it is not among them."""
+    if start is None:
+        return names, 0
+    registry = registry or StyleRegistry()
+    names = list(names) if names else installed_styles(lite, registry)
+    wanted = registry.resolve(start).resolve()  # an unknown --style is an error here, before any loading
+    for i, name in enumerate(names):
+        if registry.resolve(name).resolve() == wanted:
+            return names, i
+    if counterpart(start) in names:  # `--style mosaic` where the list holds mosaic-lite: the user's choice wins
+        i = names.index(counterpart(start))
+        return [*names[:i], start, *names[i + 1:]], i
+    return [start, *names], 0
 
 
 def timestamped(folder: Path, style: str, suffix: str) -> Path:
@@ -144,7 +165,7 @@ class Stats:
         self.latency_sum = self.network_sum = 0.0
         self.fps = self.latency_ms = 0.0
 
-    def add(self, frame: Frame, network_s: float) -> None:
+    def add(self, frame: CapturedFrame, network_s: float) -> None:
         done = time.monotonic()
         latency = done - frame.captured
         if self.frames:
@@ -172,11 +193,14 @@ class WebcamApp:
     """The live session's state and what each key does; no window or camera in here, so it tests alone."""
 
     def __init__(self, stylizer: Stylizer, styles: list[tuple[StyleInfo, TransformerNet]],
-                 snapshot_dir: Path = Path("."), temporal_weight: float = 0.0):
+                 snapshot_dir: Path = Path("."), temporal_weight: float = 0.0, start: int = 0,
+                 registry: StyleRegistry | None = None):
         self.stylizer, self.snapshot_dir = stylizer, Path(snapshot_dir)
+        self.registry = registry or StyleRegistry()
+        self._other_networks: dict[str, tuple[StyleInfo, TransformerNet]] = {}  # loaded by `l`, kept
         self.styles = []
         for info, model in styles:  # moves every model onto the device once: switching is then instant
-            stylizer.set_model(model, info)
+            stylizer.set_model(model)
             self.styles.append((info, stylizer.model))
         self.temporal_weight = temporal_weight or TEMPORAL_WEIGHT
         self.temporal = TemporalBlender(weight=temporal_weight)
@@ -189,11 +213,11 @@ class WebcamApp:
         self._fade_start = 0.0
         self._view: np.ndarray | None = None
         self.index = -1
-        self.select(0, fade=False)
+        self.select(start, fade=False)
 
     @property
     def style_name(self) -> str:
-        return style_label(self.styles[self.index][0])
+        return self.styles[self.index][0].key
 
     def select(self, index: int, fade: bool = True) -> None:
         index %= len(self.styles)
@@ -202,50 +226,74 @@ class WebcamApp:
         if fade and self._last_styled is not None:
             self._fade_from, self._fade_start = self._last_styled, time.monotonic()
         self.index = index
-        self.stylizer.set_model(self.styles[index][1], self.styles[index][0])
+        self.stylizer.set_model(self.styles[index][1])
         self.temporal.reset()  # blending the new style with the old one's history would smear it
         log(f"style {self.style_name} ({index + 1}/{len(self.styles)})")
 
+    def switch_network(self) -> None:
+        """Lite <-> full network of the current style (NAME-lite <-> NAME), loaded the first time it is asked
+        for (a short pause, once), then kept."""
+        name = counterpart(self.style_name)
+        if name not in self._other_networks:
+            if name not in self.registry.names():
+                log(f"{name} is not installed: no other network for {self.style_name}")
+                return
+            info, model = self.registry.load(name)
+            self.stylizer.set_model(model)
+            self._other_networks[name] = (info, self.stylizer.model)
+        self._other_networks[self.style_name] = self.styles[self.index]
+        self.styles[self.index] = self._other_networks[name]
+        current, self.index = self.index, -1  # select() applies a style only when the index changes
+        self.select(current)
+
     def handle_key(self, key: str | None) -> str | None:
-        """Act on a key; returns 'quit' or 'fullscreen' for the loop (the window is not the app's)."""
-        if key in ("q", "esc"):
-            return "quit"
-        if key == "f":
-            return "fullscreen"
-        if key in ("n", "right", "down"):
+        """Act on a key (see KEYS); returns the command if it is the loop's ('quit', 'fullscreen')."""
+        return self.apply(command_for(key))
+
+    def apply(self, command: str | None) -> str | None:
+        """Carry out a command from KEYS; the loop's own (LOOP_COMMANDS) are returned for it to carry out."""
+        if command is None or command in LOOP_COMMANDS:
+            return command
+        if command == "next":
             self.select(self.index + 1)
-        elif key in ("p", "left", "up"):
+        elif command == "previous":
             self.select(self.index - 1)
-        elif key is not None and len(key) == 1 and key in "123456789" and int(key) <= len(self.styles):
-            self.select(int(key) - 1)
-        elif key == "space":
+        elif command.startswith("style "):
+            number = int(command.removeprefix("style "))
+            if number <= len(self.styles):
+                self.select(number - 1)
+        elif command == "original":
             self.show_original = not self.show_original
             self.temporal.reset()
             log("showing the original" if self.show_original else "showing the stylized picture")
-        elif key == "s":
+        elif command == "side by side":
             self.side_by_side = not self.side_by_side
             log(f"side by side {'on' if self.side_by_side else 'off'}")
-        elif key in ("+", "=", "-", "_"):
-            step = STRENGTH_STEP if key in ("+", "=") else -STRENGTH_STEP
+        elif command in ("stronger", "weaker"):
+            step = STRENGTH_STEP if command == "stronger" else -STRENGTH_STEP
             self.stylizer.strength = round(min(1.0, max(0.0, self.stylizer.strength + step)), 2)
             log(f"strength {self.stylizer.strength:.1f}")
-        elif key == "c":
+        elif command == "colours":
             self.stylizer.preserve_color = not self.stylizer.preserve_color
             log(f"preserve colours {'on' if self.stylizer.preserve_color else 'off'}")
-        elif key == "t":
+        elif command == "temporal":
             self.temporal.weight = 0.0 if self.temporal.weight else self.temporal_weight
             self.temporal.reset()
             log(f"temporal blending {self.temporal.weight:.2f}" if self.temporal.weight
                 else "temporal blending off")
-        elif key == "k":
+        elif command == "snapshot":
             self.snapshot()
-        elif key == "r":
+        elif command == "record":
             self.toggle_recording()
-        elif key == "h":
+        elif command == "overlay":
             self.overlay = (self.overlay + 1) % 3
+        elif command == "network":
+            self.switch_network()
+        else:
+            raise ValueError(f"unknown webcam command {command!r}")
         return None
 
-    def process(self, frame: Frame) -> tuple[np.ndarray, float]:
+    def process(self, frame: CapturedFrame) -> tuple[np.ndarray, float]:
         """The view to show and record (no overlay), and the seconds spent in the network."""
         network = 0.0
         styled = None
@@ -285,7 +333,8 @@ class WebcamApp:
                  f"temporal {self.temporal.weight:.2f}" if self.temporal.weight else "",
                  "ORIGINAL" if self.show_original and not self.side_by_side else ""]
         lines = [(f"{self.index + 1}/{len(self.styles)} {title}", white),
-                 ("  ".join([status, *filter(None, flags)]), white)]
+                 ("  ".join([status, *filter(None, flags)]), white),
+                 (f"{info.architecture} network on {self.stylizer.backend}", white)]
         if self.recorder:
             lines.append(("REC " + self.recorder.path.name, red))
         lines += [(text, white) for text in HELP] if self.overlay == 2 else [("h: keys", white)]
@@ -331,124 +380,3 @@ class WebcamApp:
         if recorder is None:
             return
         log(recorder.close())
-
-
-def run_webcam(opts: WebcamOptions) -> None:
-    """Run the live session until q/Esc, the window closing, --max-frames, or the camera stopping.
-    The end of a video file standing in for the camera is a normal end; a lost camera is an error."""
-    if opts.record and isinstance(opts.camera, str) and os.path.exists(opts.camera) \
-            and os.path.realpath(opts.record) == os.path.realpath(opts.camera):
-        raise NstError(f"--record {opts.record} is the camera input; refusing to overwrite it")
-    camera = open_camera(opts.camera, opts.size)  # first: a missing camera is reported before slow loading
-    window = app = None
-    try:
-        styles = load_styles(opts.styles)
-        stylizer = Stylizer(styles[0][1], device=opts.device, fp16=opts.fp16, strength=opts.strength,
-                            preserve_color=opts.preserve_color, batch_size=1, info=styles[0][0])
-        app = WebcamApp(stylizer, styles, opts.snapshot_dir, opts.temporal)
-        # The first pass is slow (allocation; cuDNN picks its kernels): take it now, not on the first frame.
-        stylizer.stylize([np.zeros((opts.size[1], opts.size[0], 3), np.uint8)])
-        if opts.window:
-            window = Window("nst-video", opts.size)
-        if opts.record:
-            app.start_recording(Path(opts.record), opts.size)
-        log(f"ready: {camera.name} at {opts.size[0]}x{opts.size[1]}, {len(app.styles)} style(s) on "
-            f"{stylizer.device}{'; press h for keys' if window else ''}")
-        stopped = live_loop(app, camera.start(), window, opts.max_frames)
-    finally:
-        camera.close()
-        if app:
-            # However the session ends (an error, Ctrl-C), the frames recorded so far are real footage:
-            # finalise the file rather than throw it away.
-            app.stop_recording()
-            log(f"summary: {app.stats.summary(camera.dropped)}")
-        if window:
-            window.close()
-    if stopped is not None:
-        if not stopped.ended:
-            raise NstError(str(stopped))
-        log(str(stopped))
-
-
-def live_loop(app: WebcamApp, camera: Camera, window: Window | None,
-              max_frames: int | None) -> CameraStopped | None:
-    """Run until the user quits, --max-frames, or the camera stops (then return why it stopped).
-
-    With a window, the network runs on a worker thread and this (the GUI) thread only shows frames and reads
-    keys: the window stays responsive and no key is lost, even when a frame takes a second on a CPU."""
-    stop = threading.Event()
-    if window is None:
-        return process_frames(app, camera, max_frames, stop)
-    keys: queue.SimpleQueue[str] = queue.SimpleQueue()
-    shown = Handoff()
-    outcome: dict = {}
-
-    def worker():
-        try:
-            outcome["stopped"] = process_frames(app, camera, max_frames, stop, keys, shown.put)
-        except BaseException as e:  # re-raised on the GUI thread
-            outcome["error"] = e
-
-    thread = threading.Thread(target=worker, name="stylize", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            image = shown.take()
-            if image is not None:
-                window.show(image)
-            key = window.poll_key(10)
-            if key in ("q", "esc"):
-                log("quit")
-                break
-            if key == "f":
-                window.toggle_fullscreen()
-            elif key is not None:
-                keys.put(key)
-            if window.closed:
-                log("window closed")
-                break
-    finally:
-        stop.set()
-        thread.join()  # the worker owns the recording: let it finish its frame before the file is closed
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("stopped")
-
-
-def process_frames(app: WebcamApp, camera: Camera, max_frames: int | None, stop: threading.Event,
-                   keys: queue.SimpleQueue | None = None, show=None) -> CameraStopped | None:
-    """Newest camera frame -> stylize -> record -> `show` (with the overlay); keys act between frames."""
-    while not stop.is_set():
-        while keys is not None and not keys.empty():
-            app.handle_key(keys.get())
-        try:
-            frame = camera.read(timeout=0.05)
-        except CameraStopped as e:
-            return e
-        if frame is None:
-            continue
-        view, network = app.process(frame)
-        app.record(view, frame.captured)
-        if show is not None:
-            show(draw_text(for_display(view), app.overlay_lines()))
-        app.stats.add(frame, network)
-        if max_frames and app.stats.frames >= max_frames:
-            return None
-    return None
-
-
-class Handoff:
-    """The newest image from the worker for the GUI thread; older ones are simply replaced."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._image = None
-
-    def put(self, image: np.ndarray) -> None:
-        with self._lock:
-            self._image = image
-
-    def take(self) -> np.ndarray | None:
-        with self._lock:
-            image, self._image = self._image, None
-        return image

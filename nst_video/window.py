@@ -22,7 +22,7 @@ ARROWS = {
 KEY_NAMES = {code: name for name, codes in ARROWS.items() for code in codes}
 KEY_NAMES.update({27: "esc", 32: "space", 0xFF1B: "esc", 0xFFAB: "+", 0xFFAD: "-"})  # keypad + and -
 
-MIN_DISPLAY_HEIGHT = 480  # small processing sizes are scaled up on screen so the overlay stays readable
+MIN_DISPLAY_HEIGHT = 480  # small processing sizes open a larger window (whole-number scale)
 
 
 def key_name(code: int) -> str | None:
@@ -40,6 +40,10 @@ def key_name(code: int) -> str | None:
 
 
 class Window:
+    """Shows each view filling the window's picture area with its aspect ratio kept (letterboxed on black),
+    and the overlay drawn after that scaling, at its own fixed pixel size. The window takes the view's shape
+    when that changes (side by side is twice as wide), keeping its height."""
+
     def __init__(self, title: str, size: tuple[int, int]):
         _check_display()
         if _pyav_xcb_loaded_first():
@@ -48,14 +52,33 @@ class Window:
         self.title = title
         self.fullscreen = False
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+            # FREERATIO: the backend must not letterbox or rescale by itself; each image is drawn at the size
+            # of the window's picture area (see show), so it is shown pixel for pixel.
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_FREERATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as e:
             raise NstError(f"cannot open a window: {e.msg.strip() or e}") from None
-        w, h = display_size(size)
-        cv2.resizeWindow(title, w, h)
+        self.size = display_size(size)  # the picture area asked for, (W, H)
+        self._shaped_for = tuple(size)  # the view size (W, H) the window's shape was last set for
+        cv2.resizeWindow(title, *self.size)
 
-    def show(self, rgb: np.ndarray) -> None:
-        cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    def show(self, view: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]] = ()) -> None:
+        """Show an RGB view with the overlay `lines` (see draw_text) on top."""
+        h, w = view.shape[:2]
+        size = self.picture_area()
+        if (w, h) != self._shaped_for and not self.fullscreen:
+            self._shaped_for = (w, h)
+            size = max(1, round(size[1] * w / h)), size[1]
+            cv2.resizeWindow(self.title, *size)
+        self.size = size
+        cv2.imshow(self.title, cv2.cvtColor(compose(view, size, lines), cv2.COLOR_RGB2BGR))
+
+    def picture_area(self) -> tuple[int, int]:
+        """The size (W, H) of what the window shows now: the user may have resized it, or gone fullscreen."""
+        try:
+            _, _, w, h = cv2.getWindowImageRect(self.title)
+        except cv2.error:  # a backend without it: the size we asked for
+            w = h = 0
+        return (w, h) if w > 0 and h > 0 else self.size
 
     def poll_key(self, wait_ms: int = 1) -> str | None:
         """Let the window process its events for `wait_ms` and return the key pressed, if any."""
@@ -105,18 +128,18 @@ def _pyav_xcb_loaded_first() -> bool:
 
 
 def display_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The window size for a processing size: small ones scaled up by a whole factor."""
     w, h = size
     scale = max(1, -(-MIN_DISPLAY_HEIGHT // h))
     return w * scale, h * scale
 
 
-def for_display(rgb: np.ndarray) -> np.ndarray:
-    """Scale a small frame up (by a whole factor) so the overlay text drawn on it stays readable."""
-    h, w = rgb.shape[:2]
-    dw, dh = display_size((w, h))
-    if dw == w:
-        return rgb.copy()
-    return cv2.resize(rgb, (dw, dh), interpolation=cv2.INTER_LINEAR)
+def compose(view: np.ndarray, size: tuple[int, int],
+            lines: list[tuple[str, tuple[int, int, int]]] = ()) -> np.ndarray:
+    """The image for a screen area of `size` (W, H): `view` scaled to fit with its aspect ratio kept
+    (centred on black), then the overlay drawn on top at its own size, so the text is never scaled with the
+    picture and reads the same in every view."""
+    return draw_text(fit_into(view, size), list(lines))
 
 
 def draw_text(rgb: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]) -> np.ndarray:
@@ -142,12 +165,15 @@ def draw_text(rgb: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]) ->
 
 def fit_into(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Scale to fit inside `size` (W, H) keeping the aspect ratio, centred on black (a recording's frame
-    size is fixed, the view's is not: side by side is twice as wide)."""
+    size is fixed, the view's is not: side by side is twice as wide). A new array, even at the same size."""
     w, h = size
     src_h, src_w = rgb.shape[:2]
+    if (src_w, src_h) == (w, h):
+        return rgb.copy()
     scale = min(w / src_w, h / src_h)
     fw, fh = max(1, round(src_w * scale)), max(1, round(src_h * scale))
     canvas = np.zeros((h, w, 3), np.uint8)
     x0, y0 = (w - fw) // 2, (h - fh) // 2
-    canvas[y0:y0 + fh, x0:x0 + fw] = cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas[y0:y0 + fh, x0:x0 + fw] = cv2.resize(rgb, (fw, fh), interpolation=interpolation)
     return canvas

@@ -6,6 +6,8 @@ the content loss against the photo, beside the same figures for the unstylized p
 
 Losses are unweighted (content: relu2_2 MSE; style: sum over relu1_2..relu4_3 of Gram MSE, x1e5 for
 readability, the default --style-weight), photos capped at --max-size on the long side, style image at 256.
+A lite style (NAME-lite) is also compared with its full style: the ratios of its style and content losses to
+the full style's (the targets for a distilled style: style within 1.15x, content within 1.3x).
 """
 from __future__ import annotations
 
@@ -32,20 +34,25 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, default=ROOT / "samples" / "photos")
     ap.add_argument("--max-size", type=int, default=384)
     ap.add_argument("--style-size", type=int, default=256)
+    ap.add_argument("--styles", help="comma-separated style names (default: every installed one)")
     args = ap.parse_args()
 
     loss_net = PerceptualLoss(load_vgg_weights(args.vgg_weights), 1.0, 1e5, 0.0)
     photos = [load_image(p, max_size=args.max_size).rgb for p in expand_inputs([str(args.photos)])]
-    table = Table("style", "style loss: photo", "style loss: output", "content loss: photo", "content loss: output",
-                  box=None)
+    table = Table("style", "network", "style loss: photo", "style loss: output", "content loss: photo",
+                  "content loss: output", "style vs full", "content vs full", box=None)
     registry = StyleRegistry()
-    for info in registry.available():
+    wanted = set(args.styles.split(",")) if args.styles else None
+    results: dict[str, dict[str, float]] = {}
+    for info in sorted(registry.available(), key=lambda i: (i.key.endswith("-lite"), i.key)):  # full ones first
+        if wanted and info.key not in wanted:
+            continue
         style_path = find_style_image(info.training.get("style_image", ""))
         if style_path is None:
             print(f"{info.name}: style image {info.training.get('style_image')!r} not found; skipped")
             continue
         loss_net.set_style(load_rgb_tensor(style_path, max_size=args.style_size)[None])
-        stylizer = Stylizer.from_style(str(info.path), device="cpu")
+        stylizer = Stylizer.from_style(str(info.path), device="cpu", backend="torch")
         sums = {"sp": 0.0, "so": 0.0, "cp": 0.0, "co": 0.0}
         with torch.no_grad():
             for rgb in photos:
@@ -58,7 +65,10 @@ def main() -> None:
                 sums["cp"] += unstyled["content"].item()
                 sums["co"] += out["content"].item()
         n = len(photos)
-        table.add_row(Path(info.path).stem, *(f"{sums[k] / n:.3g}" for k in ("sp", "so", "cp", "co")))
+        results[info.key] = {k: v / n for k, v in sums.items()}
+        full = results.get(info.key.removesuffix("-lite")) if info.key.endswith("-lite") else None
+        ratios = [f"{results[info.key][k] / full[k]:.2f}x" for k in ("so", "co")] if full else ["", ""]
+        table.add_row(info.key, info.architecture, *(f"{sums[k] / n:.3g}" for k in ("sp", "so", "cp", "co")), *ratios)
     Console().print(table)
 
 

@@ -69,11 +69,16 @@ def main() -> int:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
         if (ROOT / "runs" / name / "last.pt").exists():
             cmd.append("--resume")
-        print("+", " ".join(cmd), flush=True)
-        code = subprocess.call(cmd, cwd=ROOT)
+        code = run(cmd)
         if code != 0:
             return code
     return 0
+
+
+def run(cmd: list[str]) -> int:
+    """Show the command, run it from the repository root, return its exit status."""
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=ROOT)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from nst_video.model import TransformerNet
 from nst_video.styles import StyleInfo, save_style
+from nst_video.training.loss_net import vgg16_features_to_relu4_3
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -29,9 +31,15 @@ def style_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def graph_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _user_styles(style_dir, monkeypatch):
+def _user_styles(style_dir, graph_cache, monkeypatch):
     monkeypatch.setenv("NST_VIDEO_STYLES", str(style_dir))
+    monkeypatch.setenv("NST_VIDEO_CACHE", str(graph_cache))  # exported graphs: never the user's own cache
 
 
 @pytest.fixture
@@ -59,3 +67,22 @@ def needs_shared_data(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (../shared/data is not present on this machine)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A random-weight VGG file in torchvision's layout, a few small photos, and a style image."""
+    root = tmp_path_factory.mktemp("train")
+    torch.manual_seed(0)
+    vgg = {f"features.{k}": v for k, v in vgg16_features_to_relu4_3().state_dict().items()}
+    torch.save(vgg, root / "vgg.pth")
+    rng = np.random.default_rng(0)
+    content = root / "content"
+    (content / "nested").mkdir(parents=True)
+    for i in range(5):
+        yy, xx = np.mgrid[0:48, 0:56]
+        img = np.stack([(xx * (i + 1)) % 256, (yy * 3 + i * 40) % 256, (xx + yy) % 256], 2).astype(np.uint8)
+        Image.fromarray(img).save((content if i % 2 else content / "nested") / f"p{i}.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 12), dtype=np.uint8), "L").save(content / "small_grey.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "style.png")
+    return root

@@ -15,28 +15,8 @@ from PIL import Image
 
 from nst_video.errors import NstError
 from nst_video.styles import load_style
-from nst_video.training.loss_net import vgg16_features_to_relu4_3
 from nst_video.training.train import TrainConfig, train
 from tests.conftest import ROOT, needs_shared_data, run_cli
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """A random-weight VGG file in torchvision's layout, a few small photos, and a style image."""
-    root = tmp_path_factory.mktemp("train")
-    torch.manual_seed(0)
-    vgg = {f"features.{k}": v for k, v in vgg16_features_to_relu4_3().state_dict().items()}
-    torch.save(vgg, root / "vgg.pth")
-    rng = np.random.default_rng(0)
-    content = root / "content"
-    (content / "nested").mkdir(parents=True)
-    for i in range(5):
-        yy, xx = np.mgrid[0:48, 0:56]
-        img = np.stack([(xx * (i + 1)) % 256, (yy * 3 + i * 40) % 256, (xx + yy) % 256], 2).astype(np.uint8)
-        Image.fromarray(img).save((content if i % 2 else content / "nested") / f"p{i}.jpg")
-    Image.fromarray(rng.integers(0, 256, (20, 12), dtype=np.uint8), "L").save(content / "small_grey.png")
-    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "style.png")
-    return root
 
 
 def _cfg(data: Path, run: Path, **kw) -> TrainConfig:

@@ -1,21 +1,33 @@
 """VideoSource / VideoSink without the network: a decode -> encode round trip must keep everything but the
-pixels' compression noise (frame count, timestamps, rate, size, orientation, colours, audio)."""
+pixels' compression noise (frame count, timestamps, rate, size, orientation, colours, audio); a segment
+(--start/--duration) and a size cap (--max-size) must give just that part, timed from 0, with its audio."""
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from nst_video.audio_io import AudioTrack
 from nst_video.errors import NstError
 from nst_video.video_io import VideoSink, VideoSource
 from tests.conftest import needs_shared_data
-from tests.video_media import NTSC, make_audio_only, make_broken_audio_clip, make_clip, mean_abs_diff, picture, probe
+from tests.video_media import (
+    NTSC,
+    beep_times,
+    make_audio_only,
+    make_broken_audio_clip,
+    make_clip,
+    mean_abs_diff,
+    picture,
+    probe,
+)
 
 
-def passthrough(src, dst, **kwargs):
-    with VideoSource(src) as source:
+def passthrough(src, dst, start=0.0, duration=None, max_size=None, **kwargs):
+    with VideoSource(src, start=start, duration=duration, max_size=max_size) as source:
         info = source.info
         with VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, audio_from=src,
-                       colorspace=info.colorspace, **kwargs) as sink:
+                       audio_start=info.segment_start, colorspace=info.colorspace, **kwargs) as sink:
             for frame in source:
                 sink.write(frame.rgb, frame.pts, frame.duration)
     return info
@@ -34,12 +46,29 @@ def test_ntsc_rate_timestamps_and_audio_are_kept(tmp_path):
     assert max(mean_abs_diff(x, y) for x, y in zip(a.pictures, b.pictures, strict=True)) < 3
 
 
-def test_variable_frame_rate_is_kept(tmp_path):
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
+def test_variable_frame_rate_is_kept(tmp_path, suffix):
+    # The Matroska header says 29.97 fps, as a webcam's does: only the timestamps tell the rate varies.
     pts = [0, 33, 70, 100, 180, 190, 250, 400, 401, 450]  # milliseconds, as a webcam records
     src = make_clip(tmp_path / "vfr.mkv", pts=pts, time_base=Fraction(1, 1000), audio=None)
-    passthrough(src, tmp_path / "out.mp4")
-    out = probe(tmp_path / "out.mp4")
+    info = passthrough(src, tmp_path / f"out{suffix}", codec=None, preset="ultrafast")
+    assert not info.constant_rate and info.time_base == Fraction(1, 1000)
+    out = probe(tmp_path / f"out{suffix}")
     assert out.times == pytest.approx([p / 1000 for p in pts], abs=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm", ".mov"])
+def test_constant_rate_is_written_at_its_own_rate_in_every_container(tmp_path, suffix):
+    # 29.97 fps in the 1/30000 time base that MP4 files use, with audio (AVI: MP3, whose encoder delay once
+    # shifted the video by an empty entry); the output must say 30000/1001, with one entry per frame.
+    src = make_clip(tmp_path / "in.mp4", frames=20, pts=[1001 * i for i in range(20)], time_base=Fraction(1, 30000))
+    info = passthrough(src, tmp_path / f"out{suffix}", codec=None, preset="ultrafast")
+    assert info.constant_rate and info.frame_rate == NTSC and info.time_base == 1 / NTSC
+    out = probe(tmp_path / f"out{suffix}")
+    assert out.average_rate == NTSC and out.frames == 20 and out.audio
+    if suffix in (".avi", ".mp4", ".mov"):  # the containers whose header counts frames (AVI: its entries)
+        assert out.header_frames == 20
+    assert np.diff(out.times) == pytest.approx(float(1 / NTSC), abs=1e-3)
 
 
 def test_odd_sizes_are_padded_by_one_pixel(tmp_path):
@@ -165,9 +194,72 @@ def test_real_clips_round_trip(tmp_path, name):
     info = passthrough(src, tmp_path / "out.mp4", preset="ultrafast")
     a, b = probe(src, pictures=True), probe(tmp_path / "out.mp4", pictures=True)
     assert b.frames == a.frames and (b.width, b.height) == (info.width, info.height)
-    assert b.times == pytest.approx(a.times, abs=1e-4)
+    if info.constant_rate:  # exactly on the grid; the file's own times were rounded (to the ms in Matroska)
+        rate = info.frame_rate
+        assert b.times == pytest.approx([(round(a.times[0] * rate) + k) / rate for k in range(b.frames)], abs=1e-6)
+        assert b.times == pytest.approx(a.times, abs=0.5 / rate)
+        assert b.average_rate == rate
+    else:
+        assert b.times == pytest.approx(a.times, abs=1e-4)
     assert b.video_end == pytest.approx(a.video_end, abs=0.01)
     assert (b.audio is None) == (a.audio is None)
     if a.audio:
         assert b.audio_seconds == pytest.approx(a.audio_seconds, abs=0.1)
     assert np.mean([mean_abs_diff(x, y) for x, y in zip(a.pictures, b.pictures, strict=True)]) < 3
+
+
+@pytest.mark.parametrize("plan", ["transcode", "copy"])
+def test_a_segment_is_timed_from_zero_with_its_own_audio(tmp_path, monkeypatch, plan):
+    beeps = [0.2, 0.7, 1.3, 2.1, 2.6]
+    src = make_clip(tmp_path / "in.mp4", frames=90, beeps=beeps)  # 3 s at 29.97 fps
+    if plan == "copy":  # as where the transcoding encoder is missing: the fallback copies (packet accuracy)
+        real = AudioTrack.create.__func__
+        monkeypatch.setattr(AudioTrack, "create", classmethod(
+            lambda cls, source, container, how, *args: None if how == "transcode" else
+            real(cls, source, container, how, *args)))
+    info = passthrough(src, tmp_path / "out.mp4", start=0.6, duration=1.9, preset="ultrafast")
+    start = 18 * 1001 / 30000  # the first frame at or after 0.6 s
+    assert info.segment_start == pytest.approx(start) and info.frame_count == 57
+    out = probe(tmp_path / "out.mp4")
+    assert out.frames == 57 and out.times[0] == 0 and out.video_end == pytest.approx(57 * 1001 / 30000, abs=1e-3)
+    assert out.audio == "aac"
+    # The beeps inside the segment, at their time from its start: the audio is in step with the video.
+    assert beep_times(tmp_path / "out.mp4") == pytest.approx([t - start for t in beeps[1:4]], abs=0.002)
+    # Cut where the video ends: to the sample (plus the encoder's last, padded frame: 1024 samples), or to
+    # the packet when copied.
+    assert out.video_end - 0.001 <= out.audio_seconds <= out.video_end + 1024 / 44100 + 0.001
+
+
+def test_a_segment_seeks_and_drops_what_comes_before_its_start(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=150, rate=Fraction(25), audio=None)  # one keyframe, at 0
+    with VideoSource(src, start=4.5) as source:
+        assert source.info.segment_start == pytest.approx(4.52)
+        frames = list(source)
+    assert len(frames) == 150 - 113 and [f.pts for f in frames[:3]] == [0, 1, 2]
+    assert mean_abs_diff(frames[0].rgb, picture(113, 48, 64)) < 4  # frame 113 (4.52 s): the first at or after
+
+
+def test_a_segment_cannot_start_beyond_the_end(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=30)  # 1 s
+    with pytest.raises(NstError, match="cannot start at 5.00 s: the video is 1.00 s long"):
+        VideoSource(src, start=5)
+    with pytest.raises(ValueError):
+        VideoSource(src, start=-1)
+
+
+@pytest.mark.parametrize("rotation", [None, 90])
+def test_max_size_caps_the_long_side_keeping_the_aspect_in_even_sizes(tmp_path, rotation):
+    src = make_clip(tmp_path / "in.mp4", width=96, height=72, frames=4, rotation=rotation, audio=None)
+    with VideoSource(src, max_size=41) as source:
+        frames = list(source)
+        size = (source.info.width, source.info.height)
+    assert size == ((40, 30) if rotation is None else (30, 40))
+    upright = picture(2, 72, 96) if rotation is None else np.rot90(picture(2, 72, 96))
+    expected = np.asarray(Image.fromarray(upright).resize(size, Image.Resampling.BICUBIC))
+    assert frames[2].rgb.shape == (size[1], size[0], 3) and mean_abs_diff(frames[2].rgb, expected) < 6
+    with VideoSource(src, max_size=500) as source:  # never scaled up
+        assert (source.info.width, source.info.height) == _upright(96, 72, rotation)
+
+
+def _upright(width, height, rotation):
+    return (height, width) if rotation in (90, -90, 270) else (width, height)

@@ -1,6 +1,7 @@
 """`nst-video webcam` without a window: what each key does, recordings with real timestamps, the headless
 command, and cameras that cannot be opened or go away (a clip stands in for the camera)."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,15 +10,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from nst_video import webcam
-from nst_video.camera import Camera, Frame
+from nst_video import webcam, webcam_loop
+from nst_video.camera import Camera, CapturedFrame
 from nst_video.errors import NstError
+from nst_video.styles import StyleRegistry
 from nst_video.stylizer import Stylizer
-from nst_video.webcam import WebcamApp, WebcamOptions, load_styles, parse_size, run_webcam
+from nst_video.webcam import KEYS, LOOP_COMMANDS, WebcamApp, choose_styles, load_styles
+from nst_video.webcam_loop import WebcamOptions, parse_size, run_webcam
+from nst_video.window import compose, display_size, fit_into
 from tests.conftest import run_cli
-from tests.webcam_media import FakeCapture, write_clip
+from tests.webcam_media import FakeCapture, Session, assert_round_discs, write_clip
 
 
 def decode(path: Path) -> list:
@@ -28,14 +33,14 @@ def decode(path: Path) -> list:
 @pytest.fixture
 def app(tmp_path):
     styles = load_styles(["randomstyle", "otherstyle"])
-    stylizer = Stylizer(styles[0][1], device="cpu", batch_size=1, info=styles[0][0])
+    stylizer = Stylizer(styles[0][1], device="cpu", batch_size=1)
     return WebcamApp(stylizer, styles, snapshot_dir=tmp_path / "shots")
 
 
 @pytest.fixture
 def frame():
     rng = np.random.default_rng(0)
-    return Frame(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), time.monotonic(), 0)
+    return CapturedFrame(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), time.monotonic(), 0)
 
 
 def test_style_keys(app):
@@ -73,6 +78,72 @@ def test_view_keys_and_settings(app, frame):
     assert app.handle_key("f") == "fullscreen"
     assert app.handle_key("h") is None and app.overlay == 2
     assert any("snapshot" in text for text, _ in app.overlay_lines())  # the key list is shown
+
+
+def test_every_key_is_carried_out_in_one_place(app, frame):
+    """KEYS is the one table: the app carries out every command but the loop's own (quit, fullscreen),
+    which it hands back."""
+    app.process(frame)
+    for key, command in KEYS.items():
+        assert app.handle_key(key) == (command if command in LOOP_COMMANDS else None), key
+    assert app.handle_key("x") is None and app.handle_key(None) is None
+    with pytest.raises(ValueError, match="unknown webcam command"):
+        app.apply("nonsense")
+    app.stop_recording()  # `r` started one
+
+
+def disc_frame(size=(64, 48)) -> CapturedFrame:
+    """write_clip's picture: a red disc on blue."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = (20, 60, 180)
+    rgb[(xx - w / 2 + 0.5) ** 2 + (yy - h / 2 + 0.5) ** 2 <= (h / 4) ** 2] = (220, 30, 30)
+    return CapturedFrame(rgb, time.monotonic(), 0)
+
+
+def test_side_by_side_keeps_each_pictures_aspect_and_the_overlay_its_size(app):
+    """What the window shows: the view scaled into the window's picture area, then the overlay on top. A
+    circle stays a circle in every view and window shape, and the text keeps its pixel size."""
+    frame = disc_frame()
+    app.stylizer.strength = 0.0  # the stylized half is the original too: two discs to measure
+    single, _ = app.process(frame)
+    app.handle_key("s")
+    both, _ = app.process(frame)
+    assert both.shape == (48, 128, 3)
+    lines = app.overlay_lines()
+    window = display_size((64, 48))
+    shown = {"single": compose(single, window, lines),
+             "side by side, window widened": compose(both, (2 * window[0], window[1]), lines),
+             "side by side, window not widened (letterboxed)": compose(both, window, lines)}
+    text_sizes = {}
+    for name, image in shown.items():
+        assert_round_discs(image, 1 if name == "single" else 2)
+        text = np.argwhere(np.all(image > 200, axis=2))  # the overlay's white letters (nothing else is white)
+        text_sizes[name] = tuple(text.max(axis=0) - text.min(axis=0))
+    assert len(set(text_sizes.values())) == 1, text_sizes  # the same text at the same size everywhere
+    assert_round_discs(fit_into(both, (64, 48)), 2)  # a recording letterboxes side by side, too
+
+
+def test_style_picks_the_style_to_begin_with():
+    assert choose_styles(None, None) == (None, 0)
+    assert choose_styles(["randomstyle", "otherstyle"], None) == (["randomstyle", "otherstyle"], 0)
+    assert choose_styles(["randomstyle", "otherstyle"], "otherstyle") == (["randomstyle", "otherstyle"], 1)
+    assert choose_styles(["randomstyle"], "otherstyle") == (["otherstyle", "randomstyle"], 0)
+    as_file = str(StyleRegistry().resolve("otherstyle"))  # a file and a name of the same style are one style
+    assert choose_styles(["randomstyle", "otherstyle"], as_file) == (["randomstyle", "otherstyle"], 1)
+    names, start = choose_styles(None, "otherstyle")  # no --styles: every installed one
+    assert names == StyleRegistry().names() and names[start] == "otherstyle"
+    with pytest.raises(NstError, match="unknown style 'nosuchstyle'"):
+        choose_styles(["randomstyle"], "nosuchstyle")
+
+
+def test_style_option_begins_with_that_style(tmp_path):
+    clip = write_clip(tmp_path / "cam.mp4", frames=20, fps=10)
+    r = cli_in_process("webcam", "--camera", clip, "--size", "32x24", "--style", "otherstyle", "--styles",
+                       "randomstyle", "--no-window", "--max-frames", "1")
+    assert r.exit_code == 0, r.stderr
+    assert "webcam: style otherstyle (1/2)" in r.stderr and "style(s)" in r.stderr
 
 
 def test_switching_cross_fades_from_the_old_style(app, frame, monkeypatch):
@@ -166,6 +237,7 @@ def cli_in_process(*args):
 @pytest.mark.parametrize("args, message", [
     (["--size", "640"], "--size 640: give it as WIDTHxHEIGHT"),
     (["--styles", "nosuchstyle"], "unknown style 'nosuchstyle'"),
+    (["--style", "nosuchstyle"], "unknown style 'nosuchstyle'"),
     (["--camera", "missing.mp4"], "camera source not found: missing.mp4"),
     (["--record", "cam.mp4"], "is the camera input; refusing to overwrite it"),
 ])
@@ -193,7 +265,7 @@ def test_no_display_is_a_clear_error_not_a_crash(tmp_path):
 
 def test_camera_lost_mid_run_is_an_error_with_the_recording_finalised(tmp_path, monkeypatch, capsys):
     """A live camera (not a file) that stops delivering: one message, and what was recorded is kept."""
-    monkeypatch.setattr(webcam, "open_camera",
+    monkeypatch.setattr(webcam_loop, "open_camera",
                         lambda spec, size: Camera(FakeCapture(frames=3, size=size), size, "camera 0"))
     out = tmp_path / "lost.mp4"
     opts = WebcamOptions(camera=0, size=(32, 24), styles=["randomstyle"], device="cpu", record=out,
@@ -202,3 +274,66 @@ def test_camera_lost_mid_run_is_an_error_with_the_recording_finalised(tmp_path, 
         run_webcam(opts)
     assert f"recording saved {out}" in capsys.readouterr().err
     assert 1 <= len(decode(out)) <= 3
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signal_finalises_the_recording_and_exits_128_plus_signal(tmp_path, signum):
+    """kill, a timeout, systemd (SIGTERM) or the terminal going away (SIGHUP) end a session as q does."""
+    clip = write_clip(tmp_path / "cam.mp4", frames=600, fps=10, moving=True)
+    out = tmp_path / "out.mp4"
+    app = Session(None, "--camera", clip, "--size", "64x48", "--styles", "randomstyle", "--no-window",
+                  "--record", out)
+    try:
+        time.sleep(1.5)  # about 15 frames recorded
+        app.proc.send_signal(signum)
+        assert app.finish() == 128 + signum
+        app.wait_for(f"webcam: recording saved {out}")
+        app.wait_for("webcam: summary: ")
+        app.wait_for(f"nst-video: interrupted ({signal.Signals(signum).name})")
+    finally:
+        if app.proc.poll() is None:
+            app.proc.kill()
+    decoded = decode(out)
+    assert len(decoded) >= 3 and decoded[0][1].shape == (48, 64, 3)
+    assert all(b[0] > a[0] for a, b in zip(decoded, decoded[1:], strict=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.mp4", "out.mp4"]  # no temporary file left
+
+
+@pytest.fixture
+def lite_registry(tmp_path):
+    """Two styles, one with a lite network (NAME-lite), one without."""
+    from nst_video.model import build_network
+    from nst_video.styles import StyleInfo, StyleRegistry, save_style
+    folder = tmp_path / "lite_styles"
+    for name, architecture in [("alpha", "johnson"), ("alpha-lite", "lite"), ("beta", "johnson")]:
+        torch.manual_seed(len(name))
+        save_style(folder / f"{name}.safetensors", build_network(architecture).state_dict(),
+                   StyleInfo(name=name, architecture=architecture))
+    return StyleRegistry([folder])
+
+
+def test_lite_networks_are_the_default_list_on_a_cpu(lite_registry):
+    from nst_video.webcam import installed_styles
+    assert installed_styles(lite=True, registry=lite_registry) == ["alpha-lite", "beta"]
+    assert installed_styles(lite=False, registry=lite_registry) == ["alpha", "beta"]
+    # An explicit --style wins for its slot: `--style alpha` in lite mode gives alpha, not alpha-lite.
+    assert choose_styles(None, "alpha", registry=lite_registry, lite=True) == (["alpha", "beta"], 0)
+
+
+def test_l_switches_between_the_lite_and_the_full_network(lite_registry, tmp_path):
+    styles = load_styles(None, registry=lite_registry, lite=True)
+    app = WebcamApp(Stylizer(styles[0][1], device="cpu", backend="torch"), styles, tmp_path, registry=lite_registry)
+    frame = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    picture = CapturedFrame(frame, time.monotonic(), 0)
+    assert app.style_name == "alpha-lite" and app.styles[0][0].architecture == "lite"
+    lite_view = app.process(picture)[0]
+    app.handle_key("l")
+    assert app.style_name == "alpha" and app.styles[0][0].architecture == "johnson"
+    full_view = app.process(picture)[0]
+    assert np.abs(full_view.astype(int) - lite_view).mean() > 1  # another network paints it
+    assert any("johnson network" in text for text, _ in app.overlay_lines())
+    app.handle_key("l")
+    assert app.style_name == "alpha-lite"
+    app.handle_key("n")
+    app.handle_key("l")  # beta has no lite network: it stays, with a message
+    assert app.style_name == "beta"

@@ -1,8 +1,6 @@
-"""The real webcam window under Xvfb, a clip standing in for the camera, keys sent with xdotool."""
-import os
-import subprocess
-import sys
-import threading
+"""The real webcam window under Xvfb, a clip standing in for the camera, keys sent with xdotool, what the
+window shows read back from the X server."""
+import signal
 import time
 from pathlib import Path
 
@@ -11,64 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.webcam_media import close_window, write_clip, xvfb
-
-
-class Session:
-    """`nst-video webcam` in a window; its `webcam: ...` event lines are collected as they come."""
-
-    def __init__(self, display: str, *args):
-        self.env = env = dict(os.environ, DISPLAY=display)
-        self.proc = subprocess.Popen([sys.executable, "-m", "nst_video", "webcam", *map(str, args)],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-        self.lines: list[str] = []
-        self._seen = 0
-        self._ended = False  # the app closed its stderr: no more lines will come
-        self._changed = threading.Condition()
-        threading.Thread(target=self._collect, daemon=True).start()
-        self.wait_for("webcam: ready", timeout=90)
-        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^nst-video$"], env=env,
-                               capture_output=True, text=True, timeout=30)
-        self.window = int(found.stdout.split()[0])
-
-    def _collect(self):
-        for line in self.proc.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._ended = True
-            self._changed.notify_all()
-
-    def wait_for(self, prefix: str, timeout: float = 30) -> str:
-        """The next event line starting with `prefix` (lines before it are passed over)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for i in range(self._seen, len(self.lines)):
-                    if self.lines[i].startswith(prefix):
-                        self._seen = i + 1
-                        return self.lines[i]
-                left = deadline - time.monotonic()
-                if left <= 0 or self._ended:
-                    raise AssertionError(f"no '{prefix}' line; the app said:\n" + "\n".join(self.lines))
-                self._changed.wait(min(left, 0.5))
-
-    def key(self, name: str) -> None:
-        subprocess.run(["xdotool", "key", "--window", str(self.window), name], env=self.env, check=True,
-                       capture_output=True, timeout=10)
-
-    def finish(self, timeout: float = 30) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+from tests.webcam_media import Session, assert_round_discs, close_window, overlay_band, window_pixels, write_clip, xvfb
 
 
 @pytest.fixture(scope="module")
 def display():
-    with xvfb() as env:
+    with xvfb("1600x900") as env:  # wide enough for a side-by-side window of 1280x480
         yield env
 
 
@@ -130,3 +76,57 @@ def test_arrow_keys_and_closing_the_window_quits(display, camera_clip, tmp_path)
     finally:
         if app.proc.poll() is None:
             app.proc.kill()
+
+
+def test_side_by_side_widens_the_window_keeping_shapes_and_text_size(display, camera_clip, tmp_path):
+    """Side by side, each picture keeps its aspect ratio (the window grows twice as wide) and the overlay
+    keeps its pixel size: read back from the screen."""
+    app = Session(display, "--camera", camera_clip, "--size", "64x48", "--styles", "randomstyle",
+                  "--strength", "0", "--snapshot-dir", tmp_path)  # strength 0: the stylized half shows the disc
+
+    def shot(name: str) -> np.ndarray:
+        time.sleep(0.8)  # a new frame shown
+        pixels = window_pixels(app.window, display)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")  # to look at when it fails
+        return pixels
+
+    try:
+        single = shot("single")
+        app.key("h")  # the key list: its widest line is a fixed one, so the band's size is known
+        single_keys = shot("single-keys")
+        app.key("s")
+        app.wait_for("webcam: side by side on")
+        both_keys = shot("side-by-side-keys")
+        app.key("h")
+        app.key("h")  # the short overlay again: the key list covers part of the left disc
+        both = shot("side-by-side")
+        app.key("q")
+        assert app.finish() == 0
+    finally:
+        if app.proc.poll() is None:
+            app.proc.kill()
+    assert single.shape == single_keys.shape == (480, 640, 3)
+    assert both.shape == both_keys.shape == (480, 1280, 3)
+    assert_round_discs(single, 1)
+    assert_round_discs(both, 2)
+    assert overlay_band(single_keys) == overlay_band(both_keys)
+    assert overlay_band(both_keys)[1] == 20 * 14 + 8  # 14 lines of 20 pixels: the size draw_text draws them at
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signal_in_a_window_finalises_the_recording(display, camera_clip, tmp_path, signum):
+    out = tmp_path / "out.mp4"
+    app = Session(display, "--camera", camera_clip, "--size", "64x48", "--styles", "randomstyle",
+                  "--record", out, "--snapshot-dir", tmp_path)
+    try:
+        time.sleep(1.5)
+        app.proc.send_signal(signum)
+        assert app.finish() == 128 + signum
+        app.wait_for(f"webcam: recording saved {out}")
+    finally:
+        if app.proc.poll() is None:
+            app.proc.kill()
+    with av.open(str(out)) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) >= 3 and (frames[0].width, frames[0].height) == (64, 48)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4", "out.mp4"]

@@ -9,6 +9,7 @@ import av
 import numpy as np
 
 NTSC = Fraction(30000, 1001)
+BEEP_SECONDS = 0.03
 
 
 def picture(i: int, height: int, width: int) -> np.ndarray:
@@ -28,9 +29,10 @@ def picture(i: int, height: int, width: int) -> np.ndarray:
 def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 12, rate: Fraction = NTSC,
               pts: list[int] | None = None, time_base: Fraction | None = None, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = "aac", rotation: int | None = None,
-              duration_s: float | None = None) -> Path:
+              duration_s: float | None = None, beeps: list[float] | None = None) -> Path:
     """A clip of `frames` pictures at `rate` (or at explicit `pts` in `time_base`: variable frame rate),
-    with a sine-wave audio track in codec `audio` (None: silent), optionally with rotation metadata."""
+    with a sine-wave audio track in codec `audio` (None: silent), optionally with rotation metadata. With
+    `beeps` (seconds) the audio is silence with a short tone starting at each of those times instead."""
     time_base = time_base or 1 / rate
     pts = pts if pts is not None else list(range(frames))
     with av.open(str(path), "w") as container:
@@ -52,13 +54,18 @@ def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 12, r
         container.mux(video.encode())
         if sound:
             seconds = duration_s or float((pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)) * time_base)
-            _write_sine(container, sound, seconds)
+            _write_sine(container, sound, seconds, beeps)
     return path
 
 
-def _write_sine(container, stream, seconds: float) -> None:
+def _write_sine(container, stream, seconds: float, beeps: list[float] | None = None) -> None:
     rate = stream.rate
     samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
+    if beeps is not None:
+        envelope = np.zeros_like(samples)
+        for t in beeps:
+            envelope[int(t * rate):int((t + BEEP_SECONDS) * rate)] = 1
+        samples *= envelope
     size = stream.codec_context.frame_size or 1024
     fmt = stream.format.name
     for start in range(0, len(samples), size):
@@ -110,6 +117,7 @@ class Probe:
     audio: str | None         # audio codec name, or None
     audio_seconds: float
     pictures: list[np.ndarray]
+    header_frames: int        # the frame count the header declares (AVI: entries, "repeat" fillers too)
 
 
 def probe(path: Path, pictures: bool = False) -> Probe:
@@ -129,8 +137,30 @@ def probe(path: Path, pictures: bool = False) -> Probe:
                      times=[float(f.pts * tb) for f in decoded], video_end=end, average_rate=video.average_rate,
                      codec=video.codec_context.name,
                      audio=audio.codec_context.codec.canonical_name if audio else None, audio_seconds=audio_seconds,
-                     pictures=[f.to_ndarray(format="rgb24") for f in decoded] if pictures else [])
+                     pictures=[f.to_ndarray(format="rgb24") for f in decoded] if pictures else [],
+                     header_frames=video.frames)
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def beep_times(path: Path, threshold: float = 0.1) -> list[float]:
+    """Where the beeps of a `make_clip(..., beeps=...)` audio track begin in a file, in seconds."""
+    with av.open(str(path), metadata_errors="replace") as container:
+        stream = container.streams.audio[0]
+        starts, quiet_since, clock = [], 0.0, None
+        for frame in container.decode(stream):
+            t0 = float(frame.pts * frame.time_base) if frame.pts is not None else clock
+            loud = np.abs(frame.to_ndarray().astype(np.float32)).max(axis=0)
+            if frame.format.name.startswith("s16"):
+                loud /= 32768
+            channels = 1 if frame.format.is_planar else frame.layout.nb_channels
+            loud = loud.reshape(-1, channels).max(axis=1)
+            for i in np.flatnonzero(loud > threshold):
+                t = t0 + i / frame.sample_rate
+                if t - quiet_since > BEEP_SECONDS * 2:
+                    starts.append(float(t))
+                quiet_since = t
+            clock = t0 + frame.samples / frame.sample_rate
+    return starts

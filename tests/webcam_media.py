@@ -7,6 +7,7 @@ import ctypes.util
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,29 @@ def write_clip(path: Path, frames: int, fps: float = 10, size: tuple[int, int] =
         writer.write(bgr)
     writer.release()
     return path
+
+
+def red_discs(rgb: np.ndarray, min_area: int = 20) -> list[tuple[int, int, int, int]]:
+    """The bounding boxes (x, y, w, h) of the red discs of write_clip's pictures, left to right."""
+    red = ((rgb[..., 0] > 150) & (rgb[..., 2] < 110)).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(red)
+    boxes = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count) if stats[i, 4] >= min_area]
+    return sorted(boxes)
+
+
+def assert_round_discs(rgb: np.ndarray, count: int) -> None:
+    """`count` red discs, each as wide as it is high: nothing squeezed or stretched."""
+    discs = red_discs(rgb)
+    assert len(discs) == count, discs
+    assert all(abs(w / h - 1) < 0.06 for _, _, w, h in discs), discs
+
+
+def overlay_band(rgb: np.ndarray) -> tuple[int, int]:
+    """The size (w, h) of the overlay's dark band, at the top left, over write_clip's blue background."""
+    dark = (rgb[..., 2] < 120) & (rgb[..., 0] < 100) & (rgb[..., 2] > 30)  # darkened blue, not black bars
+    rows, cols = np.flatnonzero(dark[:, 0]), np.flatnonzero(dark[0])
+    assert rows.size and cols.size, "no overlay band at the top left"
+    return int(cols.max()) + 1, int(rows.max()) + 1
 
 
 class FakeCapture:
@@ -56,14 +80,70 @@ class FakeCapture:
         self.released = True
 
 
+class Session:
+    """`nst-video webcam` in a subprocess, in a window on `display` (None: with --no-window); its
+    `webcam: ...` event lines are collected as they come."""
+
+    def __init__(self, display: str | None, *args):
+        self.env = env = dict(os.environ, DISPLAY=display) if display else dict(os.environ)
+        self.proc = subprocess.Popen([sys.executable, "-m", "nst_video", "webcam", *map(str, args)],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        self.lines: list[str] = []
+        self._seen = 0
+        self._ended = False  # the app closed its stderr: no more lines will come
+        self._changed = threading.Condition()
+        threading.Thread(target=self._collect, daemon=True).start()
+        self.wait_for("webcam: ready", timeout=90)
+        self.window = None
+        if display is None:
+            return
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^nst-video$"], env=env,
+                               capture_output=True, text=True, timeout=30)
+        self.window = int(found.stdout.split()[0])
+
+    def _collect(self):
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float = 30) -> str:
+        """The next event line starting with `prefix` (lines before it are passed over)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for i in range(self._seen, len(self.lines)):
+                    if self.lines[i].startswith(prefix):
+                        self._seen = i + 1
+                        return self.lines[i]
+                left = deadline - time.monotonic()
+                if left <= 0 or self._ended:
+                    raise AssertionError(f"no '{prefix}' line; the app said:\n" + "\n".join(self.lines))
+                self._changed.wait(min(left, 0.5))
+
+    def key(self, name: str) -> None:
+        subprocess.run(["xdotool", "key", "--window", str(self.window), name], env=self.env, check=True,
+                       capture_output=True, timeout=10)
+
+    def finish(self, timeout: float = 30) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
 @contextlib.contextmanager
-def xvfb():
+def xvfb(screen: str = "1024x768"):
     """A private X server on a free display number; yields its name, e.g. ':5'."""
     if not shutil.which("Xvfb") or not shutil.which("xdotool"):
         import pytest
         pytest.skip("needs Xvfb and xdotool (apt-get install -y xvfb xdotool)")
     read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24",
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{screen}x24",
                                "-nolisten", "tcp"], pass_fds=(write_fd,),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
@@ -75,6 +155,58 @@ def xvfb():
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _libx11(why: str):
+    name = ctypes.util.find_library("X11")
+    if not name:
+        import pytest
+        pytest.skip(f"needs libX11 {why}")
+    x11 = ctypes.cdll.LoadLibrary(name)
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    return x11
+
+
+def window_pixels(window_id: int, display_name: str) -> np.ndarray:
+    """What a window shows on the screen, as RGB (H, W, 3) uint8, read back from the X server (Xvfb keeps
+    every window's pixels: it has no compositor)."""
+
+    class XImage(ctypes.Structure):  # the leading fields of Xlib's XImage
+        _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int), ("xoffset", ctypes.c_int),
+                    ("format", ctypes.c_int), ("data", ctypes.c_void_p), ("byte_order", ctypes.c_int),
+                    ("bitmap_unit", ctypes.c_int), ("bitmap_bit_order", ctypes.c_int),
+                    ("bitmap_pad", ctypes.c_int), ("depth", ctypes.c_int), ("bytes_per_line", ctypes.c_int),
+                    ("bits_per_pixel", ctypes.c_int), ("red_mask", ctypes.c_ulong),
+                    ("green_mask", ctypes.c_ulong), ("blue_mask", ctypes.c_ulong)]
+
+    x11 = _libx11("to read the window's pixels")
+    c_uint, c_int, ref = ctypes.c_uint, ctypes.c_int, ctypes.byref
+    x11.XGetGeometry.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong)] + \
+        [ctypes.POINTER(c_int)] * 2 + [ctypes.POINTER(c_uint)] * 4
+    x11.XGetImage.restype = ctypes.POINTER(XImage)
+    x11.XGetImage.argtypes = [ctypes.c_void_p, ctypes.c_ulong, c_int, c_int, c_uint, c_uint, ctypes.c_ulong,
+                              c_int]
+    x11.XFree.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(display_name.encode())
+    assert display, f"cannot connect to {display_name}"
+    try:
+        root, x, y = ctypes.c_ulong(), c_int(), c_int()
+        w, h, border, depth = c_uint(), c_uint(), c_uint(), c_uint()
+        assert x11.XGetGeometry(display, window_id, ref(root), ref(x), ref(y), ref(w), ref(h), ref(border),
+                                ref(depth))
+        image = x11.XGetImage(display, window_id, 0, 0, w.value, h.value, 0xFFFFFFFF, 2)  # 2: ZPixmap
+        assert image, "XGetImage failed (is the window mapped?)"
+        im = image.contents
+        assert im.bits_per_pixel == 32 and im.byte_order == 0, "expected Xvfb's 24-bit BGRX pixels"
+        raw = ctypes.string_at(im.data, im.bytes_per_line * im.height)
+        pixels = np.frombuffer(raw, np.uint8).reshape(im.height, im.bytes_per_line // 4, 4)
+        rgb = pixels[:, :im.width, 2::-1].copy()  # BGRX -> RGB
+        x11.XFree(im.data)
+        x11.XFree(ctypes.cast(image, ctypes.c_void_p))
+        return rgb
+    finally:
+        x11.XCloseDisplay(display)
 
 
 def close_window(window_id: int, display_name: str) -> None:
@@ -89,13 +221,7 @@ def close_window(window_id: int, display_name: str) -> None:
     class XEvent(ctypes.Union):
         _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
 
-    name = ctypes.util.find_library("X11")
-    if not name:
-        import pytest
-        pytest.skip("needs libX11 to send the window a close request")
-    x11 = ctypes.cdll.LoadLibrary(name)
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11 = _libx11("to send the window a close request")
     x11.XInternAtom.restype = ctypes.c_ulong
     x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
     x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long,

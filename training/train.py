@@ -22,11 +22,11 @@ from PIL import Image
 
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
-from nst_video.model import TransformerNet
+from nst_video.model import ARCHITECTURES, TransformerNet, build_network
 from nst_video.progress import progress_bar
 from nst_video.report import say
 from nst_video.signals import StopFlag, signal_name
-from nst_video.styles import StyleInfo, load_style, save_style, user_styles_dir
+from nst_video.styles import StyleInfo, load_model, load_style, save_style, user_styles_dir
 from nst_video.stylizer import pick_device
 from nst_video.training.data import ContentImages, content_loader, load_rgb_tensor
 from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
@@ -54,6 +54,12 @@ class TrainConfig:
     checkpoint_dir: str | None = setting(None, "Default: runs/<name>.")
     resume: bool = setting(False, "Continue from the checkpoint in --checkpoint-dir.")
     init_from: str | None = setting(None, "Start from another style's weights (name or file) instead of random.")
+    architecture: str = setting("johnson", "The network to train (johnson: the paper's; lite: half width, "
+                                "real time on a CPU).")
+    teacher: str | None = setting(None, "Distil from this style file: its outputs become targets beside the "
+                                  "perceptual loss (`nst-video distill`).")
+    distill_weight: float = setting(0.0, "Weight of the teacher term (mean squared difference of the outputs).",
+                                    min=0)
     batch_size: int = setting(4, min=1)
     image_size: int = setting(256, "Training crop size (pixels).", min=16)
     style_size: int = setting(512, "Long side of the style image: sets the scale of its texture.", min=16)
@@ -72,7 +78,8 @@ class TrainConfig:
     checkpoint_interval: int = setting(1000, min=1)
     sample_interval: int = setting(1000, min=1)
     log_interval: int = setting(50, min=1)
-    amp: bool = setting(False, "Mixed precision on GPU (Grams and loss sums stay fp32).")
+    amp: bool = setting(False, "Mixed precision: FP16 on a GPU, bfloat16 on a CPU (fast where it has AMX or "
+                        "AVX512-BF16); Grams and loss sums stay fp32.")
     device: str = setting("auto", "auto, cpu, cuda or mps.")
     seed: int = setting(42)
 
@@ -92,6 +99,7 @@ class Session:
     device: torch.device
     use_amp: bool
     model: TransformerNet
+    teacher: TransformerNet | None
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     loss_net: PerceptualLoss
@@ -111,16 +119,21 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     `vgg_state` override the config's folder and weights file (diagnose has them at hand already)."""
     check_config(cfg)
     device = device or pick_device(cfg.device)
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = cfg.amp and device.type in ("cuda", "cpu")
     torch.manual_seed(cfg.seed)
-    model = TransformerNet().to(device)
+    if cfg.architecture not in ARCHITECTURES:
+        raise NstError(f"--architecture {cfg.architecture}: choose one of {', '.join(ARCHITECTURES)}")
+    model = build_network(cfg.architecture).to(device)
     if cfg.init_from:
         model.load_state_dict(load_style(Path(cfg.init_from))[1])
+    teacher = None
+    if cfg.teacher:
+        teacher = load_model(Path(cfg.teacher))[1].to(device).eval().requires_grad_(False)
     loss_net = PerceptualLoss(vgg_state or load_vgg_weights(cfg.vgg_weights), cfg.content_weight, cfg.style_weight,
                               cfg.tv_weight).to(device)
     loss_net.set_style(load_rgb_tensor(Path(cfg.style_image), max_size=cfg.style_size).unsqueeze(0).to(device))
-    return Session(cfg, device, use_amp, model, torch.optim.Adam(model.parameters(), lr=cfg.lr),
-                   torch.amp.GradScaler("cuda", enabled=use_amp), loss_net,
+    return Session(cfg, device, use_amp, model, teacher, torch.optim.Adam(model.parameters(), lr=cfg.lr),
+                   torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda"), loss_net,
                    ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed))
 
 
@@ -128,9 +141,15 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False) -> Ste
     """One optimiser step on a batch; nothing non-finite reaches the weights. `poison` makes the loss NaN
     (fault injection for the tests of this guard)."""
     cfg = s.cfg
-    with torch.autocast(s.device.type, dtype=torch.float16, enabled=s.use_amp):
+    half = torch.float16 if s.device.type == "cuda" else torch.bfloat16
+    with torch.autocast(s.device.type, dtype=half, enabled=s.use_amp):
         output = s.model(content)
         terms = s.loss_net(output, content)
+        if s.teacher is not None:
+            with torch.no_grad():
+                target = s.teacher(content)
+            terms["distill"] = cfg.distill_weight * torch.nn.functional.mse_loss(output.float(), target.float())
+            terms["total"] = terms["total"] + terms["distill"]
         if cfg.stability_weight > 0:
             noised = s.model(content + cfg.stability_noise * torch.randn_like(content))
             terms["stability"] = cfg.stability_weight * torch.nn.functional.mse_loss(noised.float(), output.float())
@@ -148,7 +167,7 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False) -> Ste
     if math.isfinite(grad_norm):
         s.scaler.step(s.optimizer)
         s.scaler.update()
-    elif s.use_amp:
+    elif s.scaler.is_enabled():
         s.scaler.update()  # fp16 overflow: the scaler lowers its scale and skips; normal under AMP
     else:
         problem = "non-finite gradient"
@@ -265,12 +284,14 @@ def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
     cfg = s.cfg
     training = {k: v for k, v in asdict(cfg).items()
                 if k not in ("output", "resume", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
-                             "num_workers")}
+                             "num_workers", "teacher", "architecture")}
     training.update(steps=step, device=torch.cuda.get_device_name() if s.device.type == "cuda" else s.device.type,
                     content_dir=Path(cfg.content_dir).name, style_image=Path(cfg.style_image).name,
                     content_images=len(s.dataset) - len(skipped), final_lr=lr)
+    if cfg.teacher:
+        training["teacher"] = Path(cfg.teacher).name
     info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
-                     training=training)
+                     training=training, architecture=cfg.architecture)
     out = save_style(cfg.output_path, s.model.state_dict(), info)
     say(f"wrote style '{cfg.name}' to {out}")
     return out

@@ -1,0 +1,265 @@
+"""Temporal coherence, measured the standard way: the warping error (Lai et al., ECCV 2018) of the input and
+of the output with `--temporal 0`, with the old 8x8 block blending and with flow blending (nst_video's
+TemporalBlender), the style distance of the frames to the painting, and the blender's cost per frame.
+
+    python benchmarks/bench_temporal.py --style mosaic                 # the default clips (../shared/data)
+    python benchmarks/bench_temporal.py --clips asl-book__intel.mkv,cut:asl-book__intel.mkv+friday__mdn-cc0.mp4
+    python benchmarks/bench_temporal.py --cost-only                    # only the cost per 640x480 frame
+    python benchmarks/bench_temporal.py --style mosaic --strip samples/temporal_strip.jpg   # no-ghost strip
+
+Figures:
+  warping error  mean over frames of sum(M * (O_t - warp(O_t-1))^2) / sum(M), RGB in 0..1 per channel,
+                 x1000; flow on the *input* frames (OpenCV DIS, preset medium, full size: not the blender's
+                 own fast flow), M: forward-backward consistent, off motion boundaries, not out of the frame
+  style          VGG16 Gram style loss of each output frame against the style's painting (as in
+                 scripts/evaluate_styles.py: relu1_2..relu4_3, x1e5), mean over every --style-every'th frame
+  still flicker  mean change (0..255) of the output in 8x8 blocks where the input changed < 2 grey levels
+  ms/frame       the blender alone (flow + warp + blend), at the clip's size, wall clock
+A clip is a file name in ../shared/data/videos, a path, or `cut:A+B`: the first half of the frames from A,
+the second from B (scaled and cropped to A's size), a scene cut in the middle.
+
+The cost section times the blender on real 640x480 frames: inline (flow in the call) and with the flow
+prepared on its thread while a network runs, wall clock and CPU time, and the load average: on a shared
+machine wall-clock figures are inflated by the other processes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nst_video.stylizer import Stylizer, frames_to_tensor  # noqa: E402
+from nst_video.temporal import TemporalBlender, block_motion, flicker, warping_error  # noqa: E402
+from nst_video.video_io import VideoSource  # noqa: E402
+
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+VGG = ROOT.parent / "shared" / "data" / "vgg" / "vgg16_to_relu4_3_fp16.pth"
+STYLE_IMAGE_DIRS = [ROOT / "samples" / "styles", ROOT.parent / "shared" / "data" / "styles"]
+DEFAULT_CLIPS = ["asl-book__intel.mkv", "flower__mdn-cc0.mp4", "stream-of-water__mdn.mp4",
+                 "cut:asl-book__intel.mkv+friday__mdn-cc0.mp4"]
+KINDS = {"asl-book__intel.mkv": "still camera, person signing", "flower__mdn-cc0.mp4": "moving flower, slow camera",
+         "stream-of-water__mdn.mp4": "camera panning", "desks__exoplayer.3gp": "camera panning, H.263",
+         "sample_webcam__exoplayer.mp4": "webcam, face", "cockatoo__imageio.mp4": "moving bird and camera",
+         "friday__mdn-cc0.mp4": "old film"}
+
+
+class BlockBlender:
+    """The old method (before flow blending), kept here to compare with: blend with the previous output,
+    unmoved, in 8x8 blocks where the input did not change (keep = weight * 0.9 * stillness); a block beside
+    motion is left alone, and more than 60% of the blocks moving is a cut."""
+
+    MOTION_LEVEL, CUT_FRACTION, MAX_KEEP, BLOCK = 10.0, 0.6, 0.9, 8
+
+    def __init__(self, weight: float):
+        self.weight = weight
+        self.prev_source = self.prev_output = None
+
+    def __call__(self, source: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        prev_source, prev_output, self.prev_source = self.prev_source, self.prev_output, source
+        if prev_source is None or prev_source.shape != source.shape:
+            self.prev_output = stylized.astype(np.float32)
+            return stylized
+        motion = block_motion(prev_source, source)
+        if np.mean(motion > self.MOTION_LEVEL) > self.CUT_FRACTION:
+            self.prev_output = stylized.astype(np.float32)
+            return stylized
+        keep = self.weight * self.MAX_KEEP * np.clip(1.0 - _dilate_blocks(motion) / self.MOTION_LEVEL, 0, 1)
+        keep = np.repeat(np.repeat(keep, self.BLOCK, 0), self.BLOCK, 1)[:source.shape[0], :source.shape[1], None]
+        out = stylized + keep * (prev_output - stylized)
+        self.prev_output = out
+        return (out + 0.5).astype(np.uint8)
+
+
+def _dilate_blocks(m: np.ndarray) -> np.ndarray:
+    p = np.pad(m, 1, mode="edge")
+    h, w = m.shape
+    return np.max([p[y:y + h, x:x + w] for y in range(3) for x in range(3)], axis=0)
+
+
+def load_clip(spec: str, frames: int, size: int, start: float = 0.0) -> list[np.ndarray]:
+    if spec.startswith("cut:"):
+        a, b = spec[4:].split("+")
+        first = load_clip(a, frames - frames // 2, size, start)
+        h, w = first[0].shape[:2]
+        return first + [fit(f, w, h) for f in load_clip(b, frames // 2, size, start)]
+    path = Path(spec) if Path(spec).exists() else VIDEOS / spec
+    out = []
+    with VideoSource(path, start=start, max_size=size) as source:
+        for frame in source:
+            out.append(frame.rgb)
+            if len(out) == frames:
+                break
+    return out
+
+
+def fit(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Scale to cover w x h and crop the middle."""
+    im = Image.fromarray(rgb)
+    scale = max(w / im.width, h / im.height)
+    im = im.resize((max(w, round(im.width * scale)), max(h, round(im.height * scale))), Image.Resampling.LANCZOS)
+    left, top = (im.width - w) // 2, (im.height - h) // 2
+    return np.asarray(im.crop((left, top, left + w, top + h)))
+
+
+class StyleDistance:
+    def __init__(self, style_image: Path, vgg: Path):
+        from nst_video.training.data import load_rgb_tensor
+        from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
+        self.net = PerceptualLoss(load_vgg_weights(vgg), 1.0, 1e5, 0.0)
+        self.net.set_style(load_rgb_tensor(style_image, max_size=256)[None])
+
+    @torch.no_grad()
+    def __call__(self, sources: list[np.ndarray], outputs: list[np.ndarray], every: int) -> float:
+        losses = [self.net(frames_to_tensor([o]), frames_to_tensor([s]))["style"].item()
+                  for s, o in list(zip(sources, outputs, strict=True))[::every]]
+        return float(np.mean(losses))
+
+
+def style_image_for(style: str) -> Path | None:
+    from nst_video.styles import StyleRegistry
+    info = StyleRegistry().load(style)[0]
+    name = info.training.get("style_image", "")
+    return next((d / name for d in STYLE_IMAGE_DIRS if name and (d / name).is_file()), None)
+
+
+def run_blender(blender, sources, styled, prepare: bool = False) -> tuple[list[np.ndarray], float]:
+    out, start = [], time.perf_counter()
+    for s, y in zip(sources, styled, strict=True):
+        if prepare:
+            blender.prepare(s)
+        out.append(blender(s, y))
+    return out, 1000 * (time.perf_counter() - start) / len(sources)
+
+
+def bench_clips(args) -> None:
+    stylizer = Stylizer.from_style(args.style, device=args.device)
+    style_image = style_image_for(args.style)
+    distance = None
+    if style_image and Path(args.vgg_weights).is_file():
+        distance = StyleDistance(style_image, Path(args.vgg_weights))
+    else:
+        print(f"(no style distance: style image {style_image} or VGG weights {args.vgg_weights} not found)")
+    print(f"style {args.style} on {stylizer.backend}; {args.frames} frames per clip, long side {args.size}; "
+          f"weights {args.weights}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    methods = [("off", None)] + [(f"block {w:g}", BlockBlender(w)) for w in args.weights] \
+        + [(f"flow {w:g}", TemporalBlender(w)) for w in args.weights]
+    rows = []
+    for clip in args.clips:
+        sources = load_clip(clip, args.frames, args.size, args.start)
+        start = time.perf_counter()
+        styled = stylizer.stylize(sources)
+        fps = len(sources) / (time.perf_counter() - start)
+        h, w = sources[0].shape[:2]
+        name = clip.removeprefix("cut:").replace("__intel", "").replace("__mdn-cc0", "").replace("__mdn", "")
+        print(f"\n{name}: {len(sources)} frames {w}x{h}, network {fps:.1f} frames/s; input warping error "
+              f"{1000 * warping_error(sources, sources):.3f}")
+        row = {"clip": name, "size": f"{len(sources)}x {w}x{h}", "input": warping_error(sources, sources)}
+        for label, blender in methods:
+            if blender is not None:
+                blender.__init__(blender.weight)  # a fresh start per clip
+                outputs, ms = run_blender(blender, sources, styled)
+            else:
+                outputs, ms = styled, 0.0
+            we = warping_error(sources, outputs)
+            style = distance(sources, outputs, args.style_every) if distance else float("nan")
+            cuts = getattr(blender, "cuts", "")
+            row[label] = (we, style)
+            print(f"  {label:>10}: warping error {1000 * we:7.3f}  style {style:7.3f}  still flicker "
+                  f"{flicker(sources, outputs):5.2f}  {ms:6.1f} ms/frame{f'  cuts {cuts}' if cuts != '' else ''}",
+                  flush=True)
+        rows.append(row)
+    print("\n| clip | frames | input | " + " | ".join(label for label, _ in methods) + " | "
+          + " | ".join(f"{label} / off" for label, _ in methods[1:]) + " |")
+    print("|---" * (3 + 2 * len(methods) - 1) + "|")
+    print("warping error x1000 (style distance):")
+    for row in rows:
+        off_we, off_style = row["off"]
+        cells = [f"{1000 * row[label][0]:.3f} ({row[label][1]:.2f})" for label, _ in methods]
+        ratios = [f"{row[label][0] / off_we:.2f}x ({row[label][1] / off_style:.2f}x)" for label, _ in methods[1:]]
+        print(f"| {row['clip']} | {row['size']} | {1000 * row['input']:.3f} | " + " | ".join(cells + ratios) + " |")
+
+
+def bench_cost(args) -> None:
+    """The blender alone on 640x480 frames of a real clip (the webcam's default size): inline, and with the
+    flow prepared on its thread while the network runs on the frame."""
+    sources = load_clip(args.cost_clip, 24, 640)
+    sources = [fit(s, 640, 480) for s in sources]
+    styled = [255 - s for s in sources]  # the cost does not depend on the style
+    print(f"\ncost per 640x480 frame ({args.cost_clip}, {len(sources)} frames; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
+    for _ in range(2):  # the first pass warms up OpenCV's buffers and thread pool
+        blender = TemporalBlender(1.0)
+        cpu = time.process_time()
+        _, ms = run_blender(blender, sources, styled)
+        cpu_ms = 1000 * (time.process_time() - cpu) / len(sources)
+    print(f"  flow + warp + blend, inline: {ms:.1f} ms wall, {cpu_ms:.1f} ms CPU (all threads)")
+    if args.cost_network:
+        stylizer = Stylizer.from_style(args.cost_network, device=args.device, batch_size=1)
+        stylizer.stylize(sources[:1])
+        for label, weight, prepare in (("off", 0.0, False), ("inline", 1.0, False), ("prepared", 1.0, True)):
+            blender = TemporalBlender(weight)
+            start = time.perf_counter()
+            for s in sources:
+                if prepare:
+                    blender.prepare(s)
+                blender(s, stylizer.stylize([s])[0])
+            ms = 1000 * (time.perf_counter() - start) / len(sources)
+            print(f"  webcam-like loop ({args.cost_network} on {stylizer.backend}), temporal {label}: "
+                  f"{ms:.1f} ms per frame, {1000 / ms:.2f} frames/s")
+
+
+def make_strip(args) -> None:
+    """Consecutive frames of a moving object: input, --temporal 0 and flow blending, one row each."""
+    sources = load_clip(args.strip_clip, args.strip_start + args.strip_frames, args.size)
+    stylizer = Stylizer.from_style(args.style, device=args.device)
+    styled = stylizer.stylize(sources)
+    outputs, _ = run_blender(TemporalBlender(1.0), sources, styled)
+    pick = range(args.strip_start, args.strip_start + args.strip_frames, args.strip_step)
+    rows = [np.concatenate([seq[i] for i in pick], axis=1) for seq in (sources, styled, outputs)]
+    Image.fromarray(np.concatenate(rows, axis=0)).save(args.strip, quality=85)
+    print(f"wrote {args.strip}: rows input, --temporal 0, --temporal 1; frames {list(pick)} of {args.strip_clip}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--style", default="mosaic")
+    parser.add_argument("--clips", type=lambda s: s.split(","), default=DEFAULT_CLIPS)
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--start", type=float, default=0.0, help="seconds into each clip")
+    parser.add_argument("--size", type=int, default=320, help="long side the clips are scaled to")
+    parser.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[1.0],
+                        help="--temporal weights to measure, comma-separated")
+    parser.add_argument("--style-every", type=int, default=4, help="style distance on every N'th frame")
+    parser.add_argument("--vgg-weights", default=str(VGG))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument("--no-cost", action="store_true")
+    parser.add_argument("--cost-clip", default="asl-book__intel.mkv")
+    parser.add_argument("--cost-network", default=None,
+                        help="also time a webcam-like loop with this style's network (e.g. mosaic-lite)")
+    parser.add_argument("--strip", type=Path, help="write a strip of consecutive frames here, and stop")
+    parser.add_argument("--strip-clip", default="asl-book__intel.mkv")
+    parser.add_argument("--strip-start", type=int, default=40)
+    parser.add_argument("--strip-frames", type=int, default=5)
+    parser.add_argument("--strip-step", type=int, default=1)
+    args = parser.parse_args()
+    if args.strip:
+        make_strip(args)
+        return
+    if not args.cost_only:
+        bench_clips(args)
+    if not args.no_cost:
+        bench_cost(args)
+
+
+if __name__ == "__main__":
+    main()

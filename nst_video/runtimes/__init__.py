@@ -1,0 +1,92 @@
+"""Runtimes: what executes the network. One small module each, behind one interface; the Stylizer picks one.
+
+  torch_runtime.py        PyTorch eager, on any device (the CUDA streaming path builds on it)
+  openvino_runtime.py     OpenVINO on the CPU: a default dependency, the fastest CPU runtime measured here
+  onnxruntime_runtime.py  ONNX Runtime on the CPU: an extra (`pip install 'nst-video[onnxruntime]'`)
+
+A runtime turns a network (an nn.Module from nst_video.model) into a `Network`: a callable from
+(N, 3, H, W) float32 RGB in [0, 1] on the runtime's device to the stylized batch of the same shape. H and W
+are multiples of 4 and at least 8 (the Stylizer pads). Graph runtimes export each network once and keep
+the graph in the user cache folder (nst_video/graphs.py), so a second run starts at once.
+
+`--backend auto` takes torch on a GPU, and on the CPU the fastest runtime installed (BACKEND_PREFERENCE,
+from benchmarks/bench_backends.py)."""
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from typing import Callable
+
+import torch
+from torch import nn
+
+from nst_video.errors import NstError
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+
+BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
+# CPU runtimes, fastest first (measured: see the README's CPU runtime table); torch is always there.
+BACKEND_PREFERENCE = ("openvino", "onnxruntime", "torch")
+MODULES = {"torch": "torch_runtime", "openvino": "openvino_runtime", "onnxruntime": "onnxruntime_runtime"}
+PACKAGES = {"torch": "torch", "openvino": "openvino", "onnxruntime": "onnxruntime"}
+EXTRAS = {"openvino": "openvino", "onnxruntime": "onnxruntime"}  # pip extras that install each one
+
+
+class Runtime(ABC):
+    """A way of running networks on one device. `name` is shown in the webcam overlay and job summaries."""
+
+    name: str
+    device: torch.device
+
+    def __init__(self, device: torch.device, threads: int | None):
+        self.device = device
+        self.threads = threads or default_threads()
+
+    @abstractmethod
+    def prepare(self, model: nn.Module) -> Network:
+        """Make `model` runnable here (move, compile, export or load from the cache)."""
+
+    def describe(self) -> str:
+        where = self.device.type.upper() if self.device.type != "cpu" else f"CPU, {self.threads} threads"
+        return f"{self.name} ({where})"
+
+
+def default_threads() -> int:
+    """Every core this process may use (all of them by default; `--threads N` leaves some to the user)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def installed(backend: str) -> bool:
+    """Whether the backend's package imports (a broken install counts as missing)."""
+    try:
+        importlib.import_module(PACKAGES[backend])
+    except Exception:
+        return False
+    return True
+
+
+def choose_backend(backend: str, device: torch.device) -> str:
+    """The backend `auto` means on this device, or the one asked for after checking that it can run here."""
+    if backend not in BACKENDS:
+        raise NstError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if device.type != "cpu":
+            return "torch"
+        return next(b for b in BACKEND_PREFERENCE if installed(b))
+    if backend != "torch" and device.type != "cpu":
+        raise NstError(f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch on "
+                       f"{device.type}")
+    if not installed(backend):
+        raise NstError(f"--backend {backend}: {PACKAGES[backend]} is not installed; install it with "
+                       f"pip install 'nst-video[{EXTRAS[backend]}]'")
+    return backend
+
+
+def open_runtime(backend: str, device: torch.device, fp16: bool = False, threads: int | None = None) -> Runtime:
+    name = choose_backend(backend, device)
+    module = importlib.import_module(f"nst_video.runtimes.{MODULES[name]}")
+    return module.open_runtime(device, fp16=fp16, threads=threads)

@@ -1,0 +1,133 @@
+"""The styles the server offers, and their thumbnails.
+
+Styles are listed at start from their files' headers (fast) and each network is loaded on first use, then
+kept. A thumbnail is the style's own network run on a small photo shipped with the package (a crop of
+samples/photos/raccoon.jpg, public domain), rendered on the device worker once and kept in memory and in the
+user cache (`$NST_VIDEO_CACHE/thumbnails`, keyed by the style file's contents), so a style trained yesterday
+gets its thumbnail like the bundled ones, and a restarted server shows them at once."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.resources
+import io
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from urllib.parse import quote
+
+from nst_video import __version__
+from nst_video.atomic import atomic_output
+from nst_video.errors import NstError
+from nst_video.graphs import cache_root
+from nst_video.images import encode_image, load_image
+from nst_video.model import TransformerNet
+from nst_video.styles import StyleInfo, StyleRegistry, load_model, read_info
+from nst_video.stylizer import Stylizer
+from nst_video.web.httperrors import ApiError
+from nst_video.web.worker import DeviceWorker
+
+STATIC = Path(str(importlib.resources.files("nst_video.web") / "static"))
+SAMPLE_PHOTO = STATIC / "sample.jpg"
+
+
+class StyleCatalog:
+    def __init__(self, names: list[str] | None = None, registry: StyleRegistry | None = None):
+        """`names`: style names or files (an unknown one is an NstError now, before the server starts);
+        None: every installed style."""
+        registry = registry or StyleRegistry()
+        infos = [read_info(registry.resolve(n)) for n in names] if names else registry.available()
+        if not infos:
+            raise NstError("no styles installed; train one with `nst-video train` or pass --styles FILE")
+        self.infos: dict[str, StyleInfo] = {}
+        for info in infos:
+            self.infos.setdefault(info.key, info)
+        self._models: dict[str, TransformerNet] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def default(self) -> str:
+        return next(iter(self.infos))
+
+    def names(self) -> list[str]:
+        return list(self.infos)
+
+    def info(self, name: str) -> StyleInfo:
+        if name not in self.infos:
+            raise ApiError(404, f"unknown style '{name}'; available styles: {', '.join(self.infos)}")
+        return self.infos[name]
+
+    def model(self, name: str) -> TransformerNet:
+        """The style's network, loaded on first use (any thread)."""
+        info = self.info(name)
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = load_model(info.path)[1]
+            return self._models[name]
+
+    def describe(self, name: str) -> dict:
+        info = self.info(name)
+        return {"name": name, "title": info.title or name, "credit": info.credit, "network": info.architecture,
+                "thumbnail": f"styles/{quote(name, safe='')}/thumbnail.jpg"}
+
+
+def use_style(stylizer: Stylizer, catalog: StyleCatalog, style: str, strength: float, preserve_color: bool) -> None:
+    """Set the Stylizer up for one task (each task sets all of it: tasks share the worker's Stylizer)."""
+    stylizer.set_model(catalog.model(style))
+    stylizer.strength = strength
+    stylizer.preserve_color = preserve_color
+
+
+class Thumbnails:
+    """Each style's thumbnail as JPEG bytes: from memory, else the disk cache, else rendered on the worker."""
+
+    def __init__(self, catalog: StyleCatalog, worker: DeviceWorker):
+        self.catalog, self.worker = catalog, worker
+        self._done: dict[str, bytes] = {}
+        self._rendering: dict[str, Future] = {}
+        self._lock = threading.Lock()
+
+    async def get(self, name: str) -> bytes:
+        self.catalog.info(name)  # 404 for an unknown style
+        if name in self._done:
+            return self._done[name]
+        with self._lock:
+            future = self._rendering.get(name)
+            if future is None:
+                future = self._rendering[name] = Future()
+                threading.Thread(target=self._make, args=(name, future), name="nst-serve-thumbnail",
+                                 daemon=True).start()
+        return await asyncio.wrap_future(future)
+
+    def _make(self, name: str, future: Future) -> None:
+        try:
+            path = self._cache_path(name)
+            data = path.read_bytes() if path.is_file() else None
+            if data is None:
+                # wait=True: thumbnails are few and bounded (one per style), so they queue rather than fail
+                data = self.worker.submit(lambda stylizer: self._render(stylizer, name), wait=True).result()
+                with contextlib.suppress(OSError, NstError):  # a read-only cache only costs a re-render
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_output(path) as tmp:
+                        tmp.write_bytes(data)
+            self._done[name] = data
+            future.set_result(data)
+        except BaseException as e:
+            future.set_exception(e)
+        finally:
+            with self._lock:
+                self._rendering.pop(name, None)
+
+    def _render(self, stylizer: Stylizer, name: str) -> bytes:
+        use_style(stylizer, self.catalog, name, 1.0, False)
+        photo = load_image(SAMPLE_PHOTO)
+        out = io.BytesIO()
+        encode_image(out, stylizer.stylize_image(photo.rgb), suffix=".jpg", quality=88)
+        return out.getvalue()
+
+    def _cache_path(self, name: str) -> Path:
+        digest = hashlib.sha256(f"nst-video {__version__} thumbnail\n".encode())
+        digest.update(SAMPLE_PHOTO.read_bytes())
+        digest.update(Path(self.catalog.info(name).path).read_bytes())
+        return cache_root() / "thumbnails" / f"{digest.hexdigest()[:24]}.jpg"

@@ -1,0 +1,195 @@
+"""`nst-video webcam`, the live loop: camera (newest frame) -> WebcamApp (stylize, record) -> window.
+
+The session's state and what each key does are webcam.py's; this runs it: opening the camera and the
+window, the worker thread, and ending (q/Esc, the window closing, --max-frames, the camera stopping, or a
+stop signal), with the recording finalised however it ends."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# camera (and so cv2) before anything that imports PyAV (webcam.py does): see the note there.
+from nst_video.camera import Camera, CameraStopped, open_camera  # isort: skip
+from nst_video import signals
+from nst_video.errors import NstError
+from nst_video.stylizer import Stylizer, pick_device
+from nst_video.webcam import WebcamApp, choose_styles, command_for, load_styles, log
+from nst_video.window import Window
+
+
+@dataclass
+class WebcamOptions:
+    camera: int | str = 0
+    size: tuple[int, int] = (640, 480)
+    styles: list[str] | None = None  # to cycle through; None: every installed style
+    style: str | None = None  # the one to begin with (put first if not among `styles`); None: the first
+    device: str = "auto"
+    fp16: bool = False
+    backend: str = "auto"
+    threads: int | None = None
+    full: bool = False  # full networks even on a CPU (default there: the lite ones, where installed)
+    strength: float = 1.0
+    preserve_color: bool = False
+    temporal: float = 0.0  # 0: off at start (`t` turns it on at TEMPORAL_WEIGHT)
+    record: Path | None = None
+    snapshot_dir: Path = field(default_factory=Path)
+    window: bool = True
+    max_frames: int | None = None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise NstError(f"--size {text}: give it as WIDTHxHEIGHT, e.g. 640x480")
+    w, h = int(match[1]), int(match[2])
+    if not (16 <= w <= 7680 and 16 <= h <= 4320) or w % 2 or h % 2:
+        raise NstError(f"--size {text}: width and height must be even numbers from 16 to 7680x4320 "
+                       "(video encoders need even sizes)")
+    return w, h
+
+
+def run_webcam(opts: WebcamOptions) -> None:
+    """Run the live session until q/Esc, the window closing, --max-frames, or the camera stopping.
+    The end of a video file standing in for the camera is a normal end; a lost camera is an error.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGHUP) once the session runs ends it between two frames as q does, the
+    recording finalised, and is then raised as signals.Interrupted (exit status 128 + the signal); a second
+    one stops at once. While starting (loading styles) a signal stops at once: there is nothing to keep."""
+    if opts.record and isinstance(opts.camera, str) and os.path.exists(opts.camera) \
+            and os.path.realpath(opts.record) == os.path.realpath(opts.camera):
+        raise NstError(f"--record {opts.record} is the camera input; refusing to overwrite it")
+    camera = open_camera(opts.camera, opts.size)  # first: a missing camera is reported before slow loading
+    try:
+        app, window = start_session(opts)
+    except BaseException:
+        camera.close()
+        raise
+    stop = threading.Event()
+    with signals.StopFlag(on_request=lambda signum: stop.set()) as stop_signal:
+        try:
+            if opts.record:
+                app.start_recording(Path(opts.record), opts.size)
+            log(f"ready: {camera.name} at {opts.size[0]}x{opts.size[1]}, {len(app.styles)} style(s) on "
+                f"{app.stylizer.backend}{'; press h for keys' if window else ''}")
+            stopped = live_loop(app, camera.start(), window, opts.max_frames, stop)
+        finally:  # still under the StopFlag: a first stop signal now cannot cut the recording short
+            camera.close()
+            # However the session ends (an error, a stop signal), the frames recorded so far are real
+            # footage: finalise the file rather than throw it away.
+            app.stop_recording()
+            log(f"summary: {app.stats.summary(camera.dropped)}")
+            if window:
+                window.close()
+    if stop_signal:
+        raise signals.Interrupted(stop_signal.requested)
+    if stopped is not None:
+        if not stopped.ended:
+            raise NstError(str(stopped))
+        log(str(stopped))
+
+
+def start_session(opts: WebcamOptions) -> tuple[WebcamApp, Window | None]:
+    """Every style loaded onto the device, the network warmed up, and the window (if any) open."""
+    # On a CPU the lite networks are the default: the full ones are a slide show there (README: Webcam).
+    lite = not opts.full and pick_device(opts.device).type == "cpu"
+    names, start = choose_styles(opts.styles, opts.style, lite=lite)
+    styles = load_styles(names, lite=lite)
+    stylizer = Stylizer(styles[start][1], device=opts.device, fp16=opts.fp16, strength=opts.strength,
+                        preserve_color=opts.preserve_color, batch_size=1, backend=opts.backend,
+                        threads=opts.threads)
+    app = WebcamApp(stylizer, styles, opts.snapshot_dir, opts.temporal, start=start)
+    # The first pass is slow (allocation; cuDNN picks its kernels): take it now, not on the first frame.
+    stylizer.stylize([np.zeros((opts.size[1], opts.size[0], 3), np.uint8)])
+    return app, Window("nst-video", opts.size) if opts.window else None
+
+
+def live_loop(app: WebcamApp, camera: Camera, window: Window | None, max_frames: int | None,
+              stop: threading.Event) -> CameraStopped | None:
+    """Run until the user quits, --max-frames, `stop` is set, or the camera stops (then return why).
+
+    With a window, the network runs on a worker thread and this (the GUI) thread only shows frames and reads
+    keys: the window stays responsive and no key is lost, even when a frame takes a second on a CPU. The
+    window's own commands (quit, fullscreen) are carried out here at once; the app's go to the worker, which
+    owns the app's state, and are carried out between frames."""
+    if window is None:
+        return process_frames(app, camera, max_frames, stop)
+    commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+    shown = Handoff()
+    outcome: dict = {}
+
+    def worker():
+        try:
+            outcome["stopped"] = process_frames(app, camera, max_frames, stop, commands, shown.put)
+        except BaseException as e:  # re-raised on the GUI thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=worker, name="stylize", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive() and not stop.is_set():
+            picture = shown.take()
+            if picture is not None:
+                window.show(*picture)
+            command = command_for(window.poll_key(10))
+            if command == "quit":
+                log("quit")
+                break
+            if command == "fullscreen":
+                window.toggle_fullscreen()
+            elif command is not None:
+                commands.put(command)
+            if window.closed:
+                log("window closed")
+                break
+    finally:
+        stop.set()
+        thread.join()  # the worker owns the recording: let it finish its frame before the file is closed
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("stopped")
+
+
+def process_frames(app: WebcamApp, camera: Camera, max_frames: int | None, stop: threading.Event,
+                   commands: queue.SimpleQueue | None = None, show=None) -> CameraStopped | None:
+    """Newest camera frame -> stylize -> record -> `show((view, overlay lines))`; commands act between
+    frames."""
+    while not stop.is_set():
+        while commands is not None and not commands.empty():
+            app.apply(commands.get())
+        try:
+            frame = camera.read(timeout=0.05)
+        except CameraStopped as e:
+            return e
+        if frame is None:
+            continue
+        view, network = app.process(frame)
+        app.record(view, frame.captured)
+        if show is not None:
+            show((view, app.overlay_lines()))
+        app.stats.add(frame, network)
+        if max_frames and app.stats.frames >= max_frames:
+            return None
+    return None
+
+
+class Handoff:
+    """The newest picture from the worker for the GUI thread; older ones are simply replaced."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._item = None
+
+    def put(self, item) -> None:
+        with self._lock:
+            self._item = item
+
+    def take(self):
+        with self._lock:
+            item, self._item = self._item, None
+        return item

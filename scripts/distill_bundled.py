@@ -1,0 +1,54 @@
+"""Distil a lite style (NAME-lite) from every bundled style in checkpoints/ with `nst-video distill`: run it
+again after the full styles are retrained.
+
+    python scripts/distill_bundled.py --data ../shared/data                # all six
+    python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
+
+Every run resumes from runs/<name>-lite/last.pt when it exists. The first style is distilled from random
+weights for --base-steps; the others start from its lite weights (--init-from) and need --steps: the small
+decoder has already learned to paint, only palette and texture change (as for the full styles, see
+scripts/train_bundled.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from train_bundled import BASE, ROOT, STYLES, run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--only", help="comma-separated style names (default: all, base first)")
+    ap.add_argument("--base-steps", type=int, default=900)
+    ap.add_argument("--steps", type=int, default=450)
+    ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
+    args = ap.parse_args()
+
+    names = args.only.split(",") if args.only else list(STYLES)
+    base_lite = args.out / f"{BASE}-lite.safetensors"
+    for name in names:
+        image, _, _ = STYLES[name]
+        image_path = ROOT / image if image.startswith("samples/") else args.data / image
+        lite = f"{name}-lite"
+        cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(args.out / f"{name}.safetensors"),
+               "--name", lite, "--content-dir", str(args.data / "content" / "train256"),
+               "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
+               "--checkpoint-dir", str(ROOT / "runs" / lite), "--output", str(args.out / f"{lite}.safetensors"),
+               "--checkpoint-interval", "100", "--sample-interval", "150", "--device", "cpu",
+               "--max-steps", str(args.base_steps if name == BASE else args.steps)]
+        if name != BASE:
+            cmd += ["--init-from", str(base_lite)]
+        if (ROOT / "runs" / lite / "last.pt").exists():
+            cmd.append("--resume")
+        elif (args.out / f"{lite}.safetensors").exists():
+            cmd.append("--force")
+        code = run(cmd)
+        if code != 0:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

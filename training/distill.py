@@ -1,0 +1,41 @@
+"""`nst-video distill`: a lite style from a full one. The student (nst_video.model ARCHITECTURES["lite"])
+learns from two signals at once: the teacher's outputs on the same photos (a mean squared difference, so it
+paints what the full style paints) and the perceptual loss against the painting (so it keeps the painting's
+texture where its smaller capacity cannot copy the teacher exactly). Everything else - resume, the NaN guard,
+stop signals, progress, samples - is `train`'s loop: distilling is training with a teacher.
+
+Defaults (measured on 2 CPU cores with bfloat16 autocast, 128 px crops, batch 4: ~1 step/s): DISTILL_WEIGHT
+puts the teacher term at about the size of the perceptual terms at the start; DISTILL_STEPS is where the
+samples stopped changing visibly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nst_video.errors import NstError
+from nst_video.styles import StyleRegistry, read_info, user_styles_dir
+from nst_video.training.train import TrainConfig
+
+DISTILL_WEIGHT = 1e3
+DISTILL_STEPS = 1500
+INHERITED = ("style_weight", "content_weight", "image_size", "style_size")  # from the teacher's training
+
+
+def distill_config(teacher: str, name: str, force: bool = False, **options) -> TrainConfig:
+    """The TrainConfig of a distillation: the teacher resolved, its training settings as defaults for what
+    the caller left as None, and an existing style of that name refused unless resuming or forced."""
+    teacher_path = StyleRegistry().resolve(teacher)
+    info = read_info(teacher_path)
+    for key in INHERITED:
+        if options.get(key) is None:
+            value = info.training.get(key)
+            options[key] = value if value is not None else TrainConfig.__dataclass_fields__[key].default
+    output = Path(options.get("output") or user_styles_dir() / f"{name}.safetensors")
+    cfg = TrainConfig(name=name, teacher=str(teacher_path), **{**options, "output": str(output)})
+    cfg.title = cfg.title or f"{info.title or info.name} (lite)"
+    cfg.credit = cfg.credit or info.credit
+    if output.exists() and not (cfg.resume or force):
+        raise NstError(f"style '{name}' exists ({output}); choose another --name, --resume an interrupted "
+                       "distillation, or --force to replace it")
+    if force and cfg.checkpoint_path.exists():
+        cfg.checkpoint_path.unlink()  # start afresh: the old run is what --force replaces
+    return cfg

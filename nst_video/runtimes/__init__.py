@@ -61,9 +61,9 @@ def default_threads() -> int:
 
 
 def installed(backend: str) -> bool:
-    """Whether the backend's package imports (a broken install counts as missing)."""
+    """Whether the backend's package (or any module so named) imports; a broken install counts as missing."""
     try:
-        importlib.import_module(PACKAGES[backend])
+        importlib.import_module(PACKAGES.get(backend, backend))
     except Exception:
         return False
     return True

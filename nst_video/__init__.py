@@ -9,6 +9,7 @@ Data flows one way: Source -> Stylizer -> Temporal -> Sink.
   audio_io.py   the audio a video job carries along (PyAV)
   video_job.py  the video-file job: decode, stylize and encode overlapped; a clean stop on signals
   cli.py        wires the pieces into the `nst-video` command
+  web/          `nst-video serve`: the web app and HTTP API, calling the same jobs (see web/__init__.py)
 """
 
 __version__ = "0.1.0"

@@ -78,11 +78,17 @@ def main():
     """
 
 
-def network_options(func):
-    """Where and how the network runs: --device, --fp16, --backend, --threads (every mode that stylizes)."""
+def _apply(func, options):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def runtime_options(func):
+    """Where and how the network runs: --device, --fp16, --backend, --threads (every command that stylizes)."""
     from nst_video.runtimes import BACKENDS
 
-    for option in reversed([
+    return _apply(func, [
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
         click.option("--fp16", is_flag=True, help="Half precision on GPU (ignored on CPU, where it is slower)."),
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
@@ -90,12 +96,16 @@ def network_options(func):
                           "CPU (OpenVINO)."),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: every "
                                                                    "core)."),
+    ])
+
+
+def network_options(func):
+    """The runtime options and the look of the result: --strength, --preserve-color."""
+    return _apply(runtime_options(func), [
         click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
                      help="Blend with the original: 1 = fully stylized, 0 = original."),
         click.option("--preserve-color", is_flag=True, help="Keep the original colours; transfer only luminance."),
-    ]):
-        func = option(func)
-    return func
+    ])
 
 
 def stylizer_options(func):
@@ -286,6 +296,51 @@ def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_di
     run_webcam(WebcamOptions(camera=parse_camera(camera), size=parse_size(size), styles=names, style=style,
                              full=full, window=not no_window, max_frames=max_frames, snapshot_dir=Path(snapshot_dir),
                              **options))
+
+
+# --- serve: `nst-video serve` (the web app and HTTP API live in nst_video/web/) ---
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback is reachable by others: a warning says so.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port (0: any free one; the URL printed says which).")
+@click.option("--styles", help="Comma-separated styles (names or files) to offer; default: every installed one.")
+@runtime_options
+@click.option("--token", help="Require this token on every API request (?token=... or 'Authorization: Bearer ...'); "
+                              "the URL printed carries it.")
+@click.option("--queue", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Images and live frames that may wait for the device; more get 503 (busy).")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Video jobs queued or running at once; more get 503 (busy).")
+@click.option("--max-side", type=click.IntRange(min=16), default=1600, show_default=True,
+              help="Cap on the long side of images and videos (pixels); a request may ask for less.")
+@click.option("--max-image-mb", type=click.FloatRange(min=0, min_open=True), default=40, show_default=True,
+              help="Largest image upload (MB).")
+@click.option("--max-video-mb", type=click.FloatRange(min=0, min_open=True), default=500, show_default=True,
+              help="Largest video upload (MB).")
+@click.option("--keep-results", type=click.FloatRange(min=0), default=3600, show_default=True,
+              help="Seconds a finished video's result is kept for download.")
+def serve(host, port, styles, device, fp16, backend, threads, token, queue, max_jobs, max_side, max_image_mb,
+          max_video_mb, keep_results):
+    """Web app and HTTP API: drop images and videos on a page, or stylize the browser's camera live.
+
+    \b
+      nst-video serve                        (then open the URL it prints)
+      nst-video serve --port 9000 --styles mosaic,udnie
+      curl -F image=@photo.jpg -F style=mosaic http://127.0.0.1:8000/stylize -o out.jpg
+    Ctrl-C (or SIGTERM, SIGHUP) stops it; uploads and results are removed.
+    """
+    from nst_video.web.server import Limits, ServeOptions
+    from nst_video.web.server import serve as run_server
+
+    names = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
+    limits = Limits(max_image_bytes=int(max_image_mb * 1e6), max_video_bytes=int(max_video_mb * 1e6),
+                    max_side=max_side, live_max_side=min(640, max_side))
+    run_server(ServeOptions(host=host, port=port, styles=names, device=device, backend=backend, fp16=fp16,
+                            threads=threads, token=token, queue=queue, max_jobs=max_jobs, keep_results=keep_results,
+                            limits=limits))
 
 
 # --- training: `nst-video train`, `nst-video diagnose` (the code lives in training/) ---

@@ -48,7 +48,8 @@ class Runtime(ABC):
         """Make `model` runnable here (move, compile, export or load from the cache)."""
 
     def describe(self) -> str:
-        where = self.device.type.upper() if self.device.type != "cpu" else f"CPU, {self.threads} threads"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        where = self.device.type.upper() if self.device.type != "cpu" else f"CPU, {threads}"
         return f"{self.name} ({where})"
 
 

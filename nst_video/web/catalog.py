@@ -105,8 +105,8 @@ class Thumbnails:
             path = self._cache_path(name)
             data = path.read_bytes() if path.is_file() else None
             if data is None:
-                # wait=True: thumbnails are few and bounded (one per style), so they queue rather than fail
-                data = self.worker.submit(lambda stylizer: self._render(stylizer, name), wait=True).result()
+                # In the background lane: thumbnails (one per style) never take a request's place
+                data = self.worker.submit(lambda stylizer: self._render(stylizer, name), background=True).result()
                 with contextlib.suppress(OSError, NstError):  # a read-only cache only costs a re-render
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_output(path) as tmp:

@@ -146,7 +146,7 @@ class VideoJobs:
             with VideoSource(job.input, max_size=job.max_size) as source:
                 info = source.info
         except NstError as e:
-            raise from_job_error(NstError(job.user_message(e))) from None
+            raise from_job_error(type(e)(job.user_message(e))) from None  # the same kind: 413 / 415 / 400
         job.width, job.height, job.total = info.width, info.height, info.frame_count
 
     def enqueue(self, job: VideoJob) -> None:

@@ -3,13 +3,13 @@ frame, a thumbnail - one task at a time, in order, from a bounded queue.
 
 One thread owns the Stylizer, so no two requests ever change its style or strength under each other, and a
 flood of requests cannot queue more than `max_pending` decoded images: the next one is refused at once
-(Busy -> 503 with Retry-After) instead of eating memory. Video jobs have their own queue and Stylizer
-(jobs.py): a long video never holds up an image."""
+(Busy -> 503 with Retry-After) instead of eating memory. The server's own background work (thumbnails, a
+few and bounded) waits in a second lane that runs only when no request waits, and never takes a request's
+place. Video jobs have their own queue and Stylizer (jobs.py): a long video never holds up an image."""
 from __future__ import annotations
 
 import asyncio
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -34,9 +34,11 @@ class DeviceWorker:
     def __init__(self, stylizer: Stylizer, max_pending: int = 4, name: str = "nst-serve-device"):
         self.stylizer = stylizer
         self.max_pending = max_pending
-        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._requests: deque[tuple[Task, Future]] = deque()    # bounded by max_pending
+        self._background: deque[tuple[Task, Future]] = deque()  # the server's own, bounded by what it asks
+        self._cond = threading.Condition()
         self._durations: deque[float] = deque(maxlen=20)  # seconds of recent tasks, for Retry-After
-        self._closing = threading.Event()
+        self._closing = False
         self.running = 0     # 0 or 1: a task is on the device now
         self.completed = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -44,19 +46,28 @@ class DeviceWorker:
 
     @property
     def pending(self) -> int:
-        """Tasks waiting (not counting the one running)."""
-        return self._queue.qsize()
+        """Requests waiting (not counting the task running)."""
+        return len(self._requests)
 
-    def submit(self, task: Task, wait: bool = False) -> Future:
-        """Queue `task(stylizer)`; its Future gets the result. A full queue raises Busy, or with wait=True
-        (the server's own bounded work, such as thumbnails) blocks until there is room."""
-        if self._closing.is_set():
-            raise Busy(5)
+    def check_room(self) -> None:
+        """Busy now if a request would be refused (so a long upload need not be read first)."""
+        if self._closing or self.pending >= self.max_pending:
+            raise Busy(self.retry_after())
+
+    def submit(self, task: Task, background: bool = False) -> Future:
+        """Queue `task(stylizer)`; its Future gets the result. A full queue raises Busy. `background` tasks (the
+        server's own, bounded work such as thumbnails) are never refused and run when no request waits."""
         future: Future = Future()
-        try:
-            self._queue.put((task, future), block=wait)
-        except queue.Full:
-            raise Busy(self.retry_after()) from None
+        with self._cond:
+            if self._closing:
+                raise Busy(5)
+            if background:
+                self._background.append((task, future))
+            else:
+                if len(self._requests) >= self.max_pending:
+                    raise Busy(self.retry_after())
+                self._requests.append((task, future))
+            self._cond.notify()
         return future
 
     async def run(self, task: Task) -> T:
@@ -70,13 +81,15 @@ class DeviceWorker:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            task, future = item
-            if not future.set_running_or_notify_cancel():  # its request went away while it waited
-                continue
-            self.running = 1
+            with self._cond:
+                while not (self._requests or self._background or self._closing):
+                    self._cond.wait()
+                if self._closing:
+                    return
+                task, future = (self._requests or self._background).popleft()
+                if not future.set_running_or_notify_cancel():  # its request went away while it waited
+                    continue
+                self.running = 1
             started = time.perf_counter()
             try:
                 future.set_result(task(self.stylizer))
@@ -90,16 +103,11 @@ class DeviceWorker:
     def close(self, timeout: float = 5.0) -> None:
         """Refuse new tasks, drop the waiting ones (their requests see CancelledError) and let the running one
         finish, waiting at most `timeout` seconds."""
-        self._closing.set()
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item[1].cancel()
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:  # cannot be: just emptied, and submit refuses now
-            pass
+        with self._cond:
+            self._closing = True
+            for _, future in (*self._requests, *self._background):
+                future.cancel()
+            self._requests.clear()
+            self._background.clear()
+            self._cond.notify_all()
         self._thread.join(timeout)

@@ -1,0 +1,163 @@
+"""The live camera over a WebSocket (`/live`): the page sends camera frames, the server sends them back
+stylized, frame by frame, through the device worker (the Stylizer every other request uses).
+
+Protocol (all JSON text messages have a "type"):
+  page -> server  text   {"style": NAME, "strength": 0..1, "preserve_color": bool, "max_size": N} (any of them)
+                  binary one frame, JPEG (or PNG/WebP)
+  server -> page  text   {"type": "ready", "style", "styles", "max_size"} once; {"type": "settings", ...} after
+                         a change; {"type": "frame", "style", "network_ms", "width", "height", "dropped"} right
+                         before each stylized frame; {"type": "busy", "retry_after_ms"} when the worker is full;
+                         {"type": "error", "message"} for a bad setting, with "frame": true for a frame
+                         that could not be stylized (the connection stays open)
+                  binary the stylized frame (JPEG)
+
+Latency stays low because only the newest frame is kept: the page sends the next frame when the last one
+comes back (one in flight), and should frames arrive faster anyway, the server drops all but the newest
+(counted in "dropped")."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from dataclasses import dataclass
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from nst_video.errors import NstError
+from nst_video.images import encode_image, load_image
+from nst_video.web.catalog import StyleCatalog, use_style
+from nst_video.web.httperrors import ApiError
+from nst_video.web.worker import Busy, DeviceWorker
+
+JPEG_QUALITY = 85
+
+
+@dataclass
+class LiveSettings:
+    style: str
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int = 480
+
+    def update(self, message: dict, catalog: StyleCatalog, max_side: int) -> None:
+        """Apply a settings message, all or nothing; ValueError or ApiError saying what is wrong."""
+        new = LiveSettings(self.style, self.strength, self.preserve_color, self.max_size)
+        if "style" in message:
+            new.style = str(message["style"])
+            catalog.info(new.style)  # 404-style error for an unknown one
+        if "strength" in message:
+            strength = float(message["strength"])
+            if not 0.0 <= strength <= 1.0:
+                raise ValueError("strength must be from 0 to 1")
+            new.strength = strength
+        if "preserve_color" in message:
+            new.preserve_color = bool(message["preserve_color"])
+        if "max_size" in message:
+            size = int(message["max_size"])
+            if size < 16:
+                raise ValueError("max_size must be at least 16")
+            new.max_size = min(size, max_side)
+        self.__dict__.update(new.__dict__)
+
+
+class LiveSession:
+    def __init__(self, websocket: WebSocket, worker: DeviceWorker, catalog: StyleCatalog, max_side: int,
+                 max_frame_bytes: int):
+        self.ws, self.worker, self.catalog = websocket, worker, catalog
+        self.max_side, self.max_frame_bytes = max_side, max_frame_bytes
+        self.settings = LiveSettings(catalog.default, max_size=min(480, max_side))
+        self.latest: bytes | None = None     # the newest frame not yet stylized
+        self.dropped = 0
+        self.arrived = asyncio.Event()
+        self.closed = False
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        await self._send({"type": "ready", "style": self.settings.style, "styles": self.catalog.names(),
+                          "max_size": self.settings.max_size})
+        reader = asyncio.create_task(self._read())
+        try:
+            while not self.closed:
+                await self.arrived.wait()
+                self.arrived.clear()
+                frame, self.latest = self.latest, None
+                if frame is not None:
+                    await self._process(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError):  # the page went away mid-send
+            pass
+        finally:
+            self.closed = True
+            reader.cancel()
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes") is not None:
+                    data = message["bytes"]
+                    if len(data) > self.max_frame_bytes:
+                        await self._send({"type": "error", "message": f"frame too large ({len(data)} bytes; "
+                                                                      f"at most {self.max_frame_bytes})"})
+                        continue
+                    if self.latest is not None:
+                        self.dropped += 1  # a newer frame replaces one not yet begun: latency stays low
+                    self.latest = data
+                    self.arrived.set()
+                elif message.get("text") is not None:
+                    await self._configure(message["text"])
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            self.closed = True
+            self.arrived.set()
+
+    async def _configure(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+            if not isinstance(message, dict):
+                raise ValueError("a settings message is a JSON object")
+            self.settings.update(message, self.catalog, self.max_side)
+        except ApiError as e:
+            await self._send({"type": "error", "message": e.message})
+        except (ValueError, TypeError) as e:
+            await self._send({"type": "error", "message": f"bad settings message: {e}"})
+        else:
+            await self._send({"type": "settings", **self.settings.__dict__})
+
+    async def _process(self, frame: bytes) -> None:
+        settings = LiveSettings(**self.settings.__dict__)  # as they are now, even if they change meanwhile
+        try:
+            data, meta = await self.worker.run(lambda stylizer: _stylize_frame(stylizer, self.catalog, frame,
+                                                                               settings))
+        except Busy as e:
+            await self._send({"type": "busy", "retry_after_ms": 250 if e.retry_after <= 1 else 1000})
+            return
+        except (ApiError, NstError) as e:  # "frame": this frame is answered; the page sends the next
+            await self._send({"type": "error", "message": getattr(e, "message", str(e)), "frame": True})
+            return
+        except asyncio.CancelledError:
+            raise
+        await self._send({"type": "frame", **meta, "dropped": self.dropped})
+        if not self.closed:
+            await self.ws.send_bytes(data)
+
+    async def _send(self, message: dict) -> None:
+        if not self.closed:
+            await self.ws.send_text(json.dumps(message))
+
+
+def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: LiveSettings) -> tuple[bytes, dict]:
+    """On the device worker: decode, stylize, encode one frame."""
+    image = load_image(io.BytesIO(frame), max_size=settings.max_size, name="frame")
+    use_style(stylizer, catalog, settings.style, settings.strength, settings.preserve_color)
+    started = time.perf_counter()
+    styled = stylizer.stylize_image(image.rgb)
+    network_ms = (time.perf_counter() - started) * 1000
+    out = io.BytesIO()
+    encode_image(out, styled, suffix=".jpg", quality=JPEG_QUALITY)
+    height, width = styled.shape[:2]
+    return out.getvalue(), {"style": settings.style, "network_ms": round(network_ms, 1), "width": width,
+                            "height": height}

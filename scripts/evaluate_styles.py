@@ -69,7 +69,7 @@ def main() -> None:
         full = results.get(info.key.removesuffix("-lite")) if info.key.endswith("-lite") else None
         ratios = [f"{results[info.key][k] / full[k]:.2f}x" for k in ("so", "co")] if full else ["", ""]
         table.add_row(info.key, info.architecture, *(f"{sums[k] / n:.3g}" for k in ("sp", "so", "cp", "co")), *ratios)
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def find_style_image(name: str) -> Path | None:

@@ -126,19 +126,51 @@ def stylizer_options(func):
     return wrapper
 
 
+class MemorySize(click.ParamType):
+    """A memory size: 2G, 1.5G, 512M, 800MiB, or bytes."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        from nst_video.memory import parse_size
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class StyleScale(click.ParamType):
+    """`auto` or a number >= 1."""
+
+    name = "S|auto"
+
+    def convert(self, value, param, ctx):
+        from nst_video.stylizer import check_style_scale
+        try:
+            return check_style_scale(str(value).strip().lower())
+        except NstError as e:
+            self.fail(str(e), param, ctx)
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file (one input) or folder. Without it the last INPUT is the output.")
 @click.option("--max-size", type=click.IntRange(min=8), help="Cap the long side of each image (pixels).")
 @click.option("--format", "out_format", help="Extension for outputs written into a folder (default: the input's).")
+@click.option("--style-scale", type=StyleScale(), default="auto", show_default=True,
+              help="Stroke size: stylize at 1/S of the size and bring the result back with the photo's detail "
+                   "(1 = the network's strokes at full size; auto: photos over 1 MP as if they were 1 MP).")
+@click.option("--max-memory", type=MemorySize(),
+              help="Most memory to use, e.g. 2G; bigger pictures run in tiles (default: 80% of the free memory).")
 @stylizer_options
-def image(inputs, output, max_size, out_format, make_stylizer):
+def image(inputs, output, max_size, out_format, style_scale, max_memory, make_stylizer):
     """Stylize still images: files, folders (recursive) and glob patterns.
 
     \b
       nst-video image photo.jpg -o out.png --style udnie
       nst-video image photos/ -o styled/ --style mosaic --max-size 1600
       nst-video image photo.jpg out.png          (like cp: the last argument is the output)
+      nst-video image big.jpg out.jpg --style-scale 1 --max-memory 2G   (finest strokes, in tiles)
     """
     from nst_video.image_job import plan_outputs, run_images
 
@@ -148,7 +180,11 @@ def image(inputs, output, max_size, out_format, make_stylizer):
             raise NstError("no output given: nst-video image INPUT... -o OUTPUT (or INPUT OUTPUT)")
         output = inputs.pop()
     jobs = plan_outputs(inputs, Path(output), out_format)
-    failures = run_images(jobs, make_stylizer(), max_size)
+    stylizer = make_stylizer()
+    stylizer.style_scale = style_scale
+    if max_memory is not None:
+        stylizer.max_memory = max_memory
+    failures = run_images(jobs, stylizer, max_size)
     if failures:
         raise NstError(f"{failures} of {len(jobs)} image(s) failed")
 
@@ -234,7 +270,9 @@ class Seconds(click.ParamType):
 @click.option("--max-size", type=click.IntRange(min=8),
               help="Cap the long side (pixels); the aspect is kept (sizes rounded to even).")
 @click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Blend with the previous output where the picture is still, against flicker (0 = off).")
+              help="Against flicker (0 = off): the network is given the same pixels where only noise "
+                   "changed, and up to 40%*W of the previous output, moved along the optical flow, is "
+                   "blended in where the motion is trusted.")
 @click.option("--codec", help="Video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libvpx-vp9, ...")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
               help="Constant quality for x264/x265/VP9/AV1: lower is better and bigger (18 looks lossless).")
@@ -274,7 +312,8 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
                                            "network, for real time; `l` switches live).")
 @network_options
 @click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Temporal blending weight against flicker; 0 = off at start (t toggles it).")
+              help="Flow-guided smoothing against flicker, as in `video --temporal`; 0 = off at start "
+                   "(t toggles it, at 0.5 when not given).")
 @click.option("--record", type=click.Path(dir_okay=False), help="Record from the start to this video file.")
 @click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Where k (snapshots) and r (recordings) write their files.")

@@ -73,7 +73,7 @@ def main() -> None:
             sheet = compose([photo, Image.open(optimized), Image.open(feedforward)],
                             ["photo", f"optimize ({args.painting.stem})", f"feed-forward --style {args.style}"])
             with atomic_output(args.out) as part:
-                sheet.save(part, format="JPEG", quality=85)
+                sheet.save(part, format="JPEG", quality=80)
     except NstError as e:
         sys.exit(f"compare_optimize: error: {e}")
     print(f"wrote {args.out} ({sheet.width}x{sheet.height}, {args.out.stat().st_size // 1024} KiB)")

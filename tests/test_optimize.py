@@ -94,6 +94,14 @@ def test_repeated_failures_stop_with_a_clear_message_and_the_last_good_image(dat
     assert np.asarray(Image.open(out)).std() > 10
 
 
+def test_running_out_of_memory_midway_saves_the_last_good_image(data, tmp_path):
+    out = tmp_path / "out.png"
+    with pytest.raises(NstError, match=r"ran out of memory during the optimisation at 48x36; saved the last good "
+                                       r"image to .*out\.png; choose a smaller --size"):
+        optimize(_cfg(data, out), poison=_once({3: "oom"}))
+    assert Image.open(out).size == (48, 36)
+
+
 def test_the_style_distance_falls_below_the_photos(data, tmp_path):
     out = tmp_path / "out.png"
     optimize(_cfg(data, out, steps=20))
@@ -132,8 +140,9 @@ def test_several_style_images_mix_their_grams_by_weight(data):
 
 def test_the_heavier_style_image_wins(data, tmp_path):
     noise, stripes = str(data / "noise.png"), str(data / "stripes.png")
-    optimize(_cfg(data, tmp_path / "n.png", styles=[(noise, 0.9), (stripes, 0.1)], steps=15))
-    optimize(_cfg(data, tmp_path / "s.png", styles=[(noise, 0.1), (stripes, 0.9)], steps=15))
+    only_style = dict(steps=30, tv_weight=0, content_weight=0)  # the mix alone decides
+    optimize(_cfg(data, tmp_path / "n.png", styles=[(noise, 0.9), (stripes, 0.1)], **only_style))
+    optimize(_cfg(data, tmp_path / "s.png", styles=[(noise, 0.1), (stripes, 0.9)], **only_style))
     to_stripes = [_style_distance(data / "vgg.pth", _tensor(tmp_path / f), [data / "stripes.png"])
                   for f in ("n.png", "s.png")]
     to_noise = [_style_distance(data / "vgg.pth", _tensor(tmp_path / f), [data / "noise.png"])

@@ -5,7 +5,8 @@ TemporalBlender), the style distance of the frames to the painting, and the blen
     python benchmarks/bench_temporal.py --style mosaic                 # the default clips (../shared/data)
     python benchmarks/bench_temporal.py --clips asl-book__intel.mkv,cut:asl-book__intel.mkv+friday__mdn-cc0.mp4
     python benchmarks/bench_temporal.py --cost-only                    # only the cost per 640x480 frame
-    python benchmarks/bench_temporal.py --style mosaic --strip samples/temporal_strip.jpg   # no-ghost strip
+    python benchmarks/bench_temporal.py --strip samples/temporal_strip.jpg --strip-clip samples/clips/bunny.mp4 \
+        --strip-start 37 --strip-frames 4 --strip-crop 20,0,220,180        # consecutive frames: no ghosts
 
 Figures:
   warping error  mean over frames of sum(M * (O_t - warp(O_t-1))^2) / sum(M), RGB in 0..1 per channel,
@@ -44,7 +45,7 @@ from nst_video.video_io import VideoSource  # noqa: E402
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 VGG = ROOT.parent / "shared" / "data" / "vgg" / "vgg16_to_relu4_3_fp16.pth"
 STYLE_IMAGE_DIRS = [ROOT / "samples" / "styles", ROOT.parent / "shared" / "data" / "styles"]
-DEFAULT_CLIPS = ["asl-book__intel.mkv", "flower__mdn-cc0.mp4", "stream-of-water__mdn.mp4",
+DEFAULT_CLIPS = ["asl-book__intel.mkv", "flower__mdn-cc0.mp4", "stream-of-water__mdn.mp4", "desks__exoplayer.3gp",
                  "cut:asl-book__intel.mkv+friday__mdn-cc0.mp4"]
 KINDS = {"asl-book__intel.mkv": "still camera, person signing", "flower__mdn-cc0.mp4": "moving flower, slow camera",
          "stream-of-water__mdn.mp4": "camera panning", "desks__exoplayer.3gp": "camera panning, H.263",
@@ -131,13 +132,35 @@ def style_image_for(style: str) -> Path | None:
     return next((d / name for d in STYLE_IMAGE_DIRS if name and (d / name).is_file()), None)
 
 
-def run_blender(blender, sources, styled, prepare: bool = False) -> tuple[list[np.ndarray], float]:
-    out, start = [], time.perf_counter()
+def run_blender(blender, sources, styled, stylizer=None, prepare: bool = False):
+    """The outputs of `blender` and its time per frame (ms, wall clock; the network excluded). With a
+    stylizer, the network is run on what blender.stabilize() gives it, as nst-video does."""
+    out, spent = [], 0.0
     for s, y in zip(sources, styled, strict=True):
+        start = time.perf_counter()
         if prepare:
             blender.prepare(s)
+        if stylizer is not None:
+            held = blender.stabilize(s)
+            spent += time.perf_counter() - start
+            y = y if held is s else stylizer.stylize([held])[0]
+            start = time.perf_counter()
         out.append(blender(s, y))
-    return out, 1000 * (time.perf_counter() - start) / len(sources)
+        spent += time.perf_counter() - start
+    return out, 1000 * spent / len(sources)
+
+
+class HoldOnly:
+    """Ablation: only the input side of flow blending (TemporalBlender.stabilize), no blending after."""
+
+    def __init__(self, weight: float):
+        self.weight, self.inner = weight, TemporalBlender(weight)
+
+    def stabilize(self, source):
+        return self.inner.stabilize(source)
+
+    def __call__(self, source, stylized):
+        return stylized
 
 
 def bench_clips(args) -> None:
@@ -151,6 +174,7 @@ def bench_clips(args) -> None:
     print(f"style {args.style} on {stylizer.backend}; {args.frames} frames per clip, long side {args.size}; "
           f"weights {args.weights}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     methods = [("off", None)] + [(f"block {w:g}", BlockBlender(w)) for w in args.weights] \
+        + ([(f"hold {w:g}", HoldOnly(w)) for w in args.weights] if args.ablation else []) \
         + [(f"flow {w:g}", TemporalBlender(w)) for w in args.weights]
     rows = []
     for clip in args.clips:
@@ -166,7 +190,8 @@ def bench_clips(args) -> None:
         for label, blender in methods:
             if blender is not None:
                 blender.__init__(blender.weight)  # a fresh start per clip
-                outputs, ms = run_blender(blender, sources, styled)
+                outputs, ms = run_blender(blender, sources, styled,
+                                          stylizer if hasattr(blender, "stabilize") else None)
             else:
                 outputs, ms = styled, 0.0
             we = warping_error(sources, outputs)
@@ -198,10 +223,13 @@ def bench_cost(args) -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
     for _ in range(2):  # the first pass warms up OpenCV's buffers and thread pool
         blender = TemporalBlender(1.0)
-        cpu = time.process_time()
-        _, ms = run_blender(blender, sources, styled)
+        cpu, start = time.process_time(), time.perf_counter()
+        for s, y in zip(sources, styled, strict=True):
+            blender.stabilize(s)
+            blender(s, y)
+        ms = 1000 * (time.perf_counter() - start) / len(sources)
         cpu_ms = 1000 * (time.process_time() - cpu) / len(sources)
-    print(f"  flow + warp + blend, inline: {ms:.1f} ms wall, {cpu_ms:.1f} ms CPU (all threads)")
+    print(f"  stabilize + flow + warp + blend, inline: {ms:.1f} ms wall, {cpu_ms:.1f} ms CPU (all threads)")
     if args.cost_network:
         stylizer = Stylizer.from_style(args.cost_network, device=args.device, batch_size=1)
         stylizer.stylize(sources[:1])
@@ -211,7 +239,7 @@ def bench_cost(args) -> None:
             for s in sources:
                 if prepare:
                     blender.prepare(s)
-                blender(s, stylizer.stylize([s])[0])
+                blender(s, stylizer.stylize([blender.stabilize(s)])[0])
             ms = 1000 * (time.perf_counter() - start) / len(sources)
             print(f"  webcam-like loop ({args.cost_network} on {stylizer.backend}), temporal {label}: "
                   f"{ms:.1f} ms per frame, {1000 / ms:.2f} frames/s")
@@ -222,9 +250,10 @@ def make_strip(args) -> None:
     sources = load_clip(args.strip_clip, args.strip_start + args.strip_frames, args.size)
     stylizer = Stylizer.from_style(args.style, device=args.device)
     styled = stylizer.stylize(sources)
-    outputs, _ = run_blender(TemporalBlender(1.0), sources, styled)
+    outputs, _ = run_blender(TemporalBlender(1.0), sources, styled, stylizer)
     pick = range(args.strip_start, args.strip_start + args.strip_frames, args.strip_step)
-    rows = [np.concatenate([seq[i] for i in pick], axis=1) for seq in (sources, styled, outputs)]
+    x0, y0, x1, y1 = args.strip_crop or (0, 0, sources[0].shape[1], sources[0].shape[0])
+    rows = [np.concatenate([seq[i][y0:y1, x0:x1] for i in pick], axis=1) for seq in (sources, styled, outputs)]
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.strip, quality=85)
     print(f"wrote {args.strip}: rows input, --temporal 0, --temporal 1; frames {list(pick)} of {args.strip_clip}")
 
@@ -236,8 +265,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--start", type=float, default=0.0, help="seconds into each clip")
     parser.add_argument("--size", type=int, default=320, help="long side the clips are scaled to")
-    parser.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[1.0],
+    parser.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[0.5, 1.0],
                         help="--temporal weights to measure, comma-separated")
+    parser.add_argument("--ablation", action="store_true", help="also `hold W`: the input side alone")
     parser.add_argument("--style-every", type=int, default=4, help="style distance on every N'th frame")
     parser.add_argument("--vgg-weights", default=str(VGG))
     parser.add_argument("--device", default="cpu")
@@ -251,6 +281,7 @@ def main() -> None:
     parser.add_argument("--strip-start", type=int, default=40)
     parser.add_argument("--strip-frames", type=int, default=5)
     parser.add_argument("--strip-step", type=int, default=1)
+    parser.add_argument("--strip-crop", type=lambda s: tuple(int(v) for v in s.split(",")), help="X0,Y0,X1,Y1")
     args = parser.parse_args()
     if args.strip:
         make_strip(args)

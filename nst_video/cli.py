@@ -54,7 +54,12 @@ class NstGroup(click.Group):
             ctx.exit(1)
         except KeyboardInterrupt as e:
             report.say(f"nst-video: interrupted ({signals.signal_name(getattr(e, 'signum', None))})")
-            ctx.exit(signals.exit_code(e))
+            # Everything written has been finalised or removed by now. Leave at once: a runtime's worker
+            # threads (OpenVINO, PyAV) stopped mid-call can crash the interpreter's own shutdown (seen: a
+            # SIGSEGV after a SIGTERM during the first frame), which would turn 143 into -11.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(signals.exit_code(e))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as e:  # a bug, not bad input: still one line, the traceback on request

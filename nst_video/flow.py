@@ -15,6 +15,9 @@ PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPT
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
+MIN_SIDE = 16  # DIS refuses images much smaller than this
+
+
 class Flow:
     """DIS optical flow. One instance per thread: DIS keeps working buffers between calls."""
 
@@ -22,8 +25,16 @@ class Flow:
         self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow from grey uint8 image `a` to `b` (same size): a(x) ~ b(x + f(x))."""
-        return self._dis.calc(a, b, None)
+        """Flow from grey uint8 image `a` to `b` (same size, each side at least MIN_SIDE): a(x) ~ b(x + f(x))."""
+        h, w = a.shape
+        if min(h, w) < MIN_SIDE:
+            raise ValueError(f"optical flow needs images of at least {MIN_SIDE}x{MIN_SIDE} pixels, not {w}x{h}")
+        if w <= h:
+            return self._dis.calc(a, b, None)
+        # OpenCV's DIS (5.0) crashes on wide images of few rows (e.g. 100x31: a segfault, not an error),
+        # never on tall ones: compute a wide picture's flow transposed.
+        flow = self._dis.calc(cv2.transpose(a), cv2.transpose(b), None)
+        return np.ascontiguousarray(flow.transpose(1, 0, 2)[..., ::-1])
 
 
 def grey(rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -50,10 +61,10 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return grid
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """`image` sampled at x + flow(x) (bilinear; outside the picture, its nearest edge)."""
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """`image` sampled at x + flow(x) (bilinear by default; outside the picture, its nearest edge)."""
     maps = pixel_grid(*flow.shape[:2]) + flow
-    return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, maps, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def inside(flow: np.ndarray) -> np.ndarray:

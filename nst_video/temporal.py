@@ -1,57 +1,224 @@
-"""Temporal smoothing: a feed-forward style network answers small input changes (sensor noise, compression)
-with large output changes, which shows as flicker. Blending each stylized frame with the previous output
-hides it where the picture is still; where the input moved the new frame is taken as it is (no ghost
-trails), and a scene cut starts afresh.
+"""Temporal coherence: a feed-forward style network answers small input changes (sensor noise, compression,
+motion) with large output changes, which shows as flicker and as textures that swim instead of moving
+with the picture. `TemporalBlender` works on both sides of the network:
 
-`flicker()` measures what this is for: the mean change between consecutive outputs where the input was still.
-"""
+- before it, `stabilize()`: where the input has not changed beyond noise since the frame the network was last
+  given, the network is given that frame's pixels again, exactly, so it draws the same there (a still
+  background stays still, and it costs the style nothing: every frame is still a real stylization);
+- after it, the call: the previous output is warped onto the current frame along the input's optical flow
+  and blended with the new stylized frame wherever the flow is trusted (forward-backward consistent, not
+  flowing out of the picture, the moved previous input matching the current one); elsewhere (what comes
+  into view, what the flow got wrong) the new frame is taken as it is, so a moving object leaves no ghost
+  trail. A scene cut, a reset or a change of frame size starts afresh.
+
+Blending is kept light (at most MAX_KEEP of the old output): where a network draws its texture anew every
+frame, a mix of two textures is neither, and washes the style out (benchmarks/bench_temporal.py measures
+both sides of that trade). The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the
+flow's image operations too) at a reduced size, on a thread of its own when `prepare()` is called ahead
+(while the network works on the frame).
+
+`warping_error()` measures what this is for, the standard way (Lai et al., ECCV 2018); `flicker()` the
+change of the output where the input held still."""
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Sequence
 
+import cv2
 import numpy as np
 
-BLOCK = 8            # motion is judged per 8x8 block: robust to pixel noise, cheap at 1080p
-MOTION_LEVEL = 10.0  # mean absolute change (grey levels, 0..255) of a block at which blending fades out
-CUT_FRACTION = 0.6   # more than this share of blocks moving at once: a scene cut, start afresh
-MAX_KEEP = 0.9       # weight 1 keeps 90% of the previous output in still parts (never 100%: it would freeze)
+from nst_video import flow as fl
+
+FLOW_SIDE = 320      # the flow is computed with the long side at most this (640x480 -> 320x240): ~4x cheaper
+MAX_KEEP = 0.4       # weight 1 keeps up to 40% of the moved previous output (more washes the style out)
+GATE_LEVEL = 4.0     # grey levels (at the flow size) of input change from what the network last saw: noise
+GATE_CUT = 0.6       # more than this share of the picture changed: give the network the new frame whole
+INTERPOLATION = cv2.INTER_CUBIC  # of the previous output along the flow: bilinear blurs the texture more
+PHOTO_LEVEL = 24.0   # grey levels (0..255) of difference, moved previous input vs current, at which trust ends
+FB_TOLERANCE = 0.5   # forward-backward miss (squared, in flow pixels) tolerated, + 1% of the motion squared
+STILL_FLOW = 0.2     # motion below this (pixels of the frame) counts as none: a still background stays still
+CUT_TRUSTED = 0.3    # less than this share of the picture trusted: a scene cut, start afresh
 
 
 class TemporalBlender:
-    """out = keep * previous_output + (1 - keep) * stylized, keep = weight * MAX_KEEP * stillness, per block.
+    """out = keep * warp(previous_output) + (1 - keep) * stylized, per pixel, with keep = weight * MAX_KEEP *
+    trust, trust in 0..1 from the input's optical flow; and, for any weight > 0, the network's input held
+    where it only changed by noise (see the module's docstring).
 
-    `weight` (0..1, 0 = off) may be changed between frames (the webcam's 't' key)."""
+    Per frame, from one thread, in order: `prepare(source)` (optional: starts the flow on the blender's
+    thread), `stabilize(source)` -> what to stylize, then `blender(source, stylized)` -> the frame to show.
+    `weight` (0..1, 0 = off: everything passes through unchanged) may be changed between frames (the
+    webcam's 't' key)."""
 
-    def __init__(self, weight: float = 0.0):
+    def __init__(self, weight: float = 0.0, flow_side: int = FLOW_SIDE):
         self.weight = weight
+        self.flow_side = flow_side
+        self._flow = fl.Flow("ultrafast")         # for the calling thread
+        self._worker_flow = fl.Flow("ultrafast")  # for the flow thread (DIS: one instance per thread)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[np.ndarray, np.ndarray | Future | None, Future]] = deque()
+        self.cuts = 0  # fresh starts at a scene cut (not counting resets or size changes), for benchmarks
         self.reset()
 
     def reset(self) -> None:
-        self._prev_source: np.ndarray | None = None
+        self._pending.clear()  # flows already under way finish, unused
+        self._prev_grey: np.ndarray | None = None
         self._prev_output: np.ndarray | None = None
+        self._held: np.ndarray | None = None  # what stabilize() last handed to the network
+        self._held_grey: np.ndarray | None = None
+
+    def stabilize(self, source_rgb: np.ndarray) -> np.ndarray:
+        """The frame to give the network: where the input has not changed beyond noise since the frame the
+        network was last given, that frame's pixels, exactly (a network answers noise with flicker); where it
+        changed (and a little around it), the new ones."""
+        if self._keep_max <= 0:
+            self._held = self._held_grey = None
+            return source_rgb
+        size = flow_size(source_rgb.shape[1], source_rgb.shape[0], self.flow_side)
+        grey = fl.grey(source_rgb, size)
+        held = self._held
+        if held is None or held.shape != source_rgb.shape:
+            self._held, self._held_grey = source_rgb.copy(), grey
+            return source_rgb
+        changed = cv2.blur(cv2.absdiff(grey, self._held_grey), (3, 3)) > GATE_LEVEL
+        if changed.mean() > GATE_CUT:
+            self._held, self._held_grey = source_rgb.copy(), grey
+            return source_rgb
+        changed = cv2.dilate(changed.view(np.uint8), np.ones((3, 3), np.uint8))
+        if (source_rgb.shape[1], source_rgb.shape[0]) != size:
+            changed = cv2.resize(changed, source_rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        cv2.copyTo(np.ascontiguousarray(source_rgb), changed, held)
+        self._held_grey = fl.grey(held, size)
+        return held.copy()  # the network's frame may wait in a queue: it must not change
+
+    @property
+    def _keep_max(self) -> float:
+        return min(max(float(self.weight), 0.0), 1.0) * MAX_KEEP
+
+    def prepare(self, source_rgb: np.ndarray) -> None:
+        """Start the flow of this frame, against the frame before it, on the flow thread."""
+        if self._keep_max <= 0:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nst-flow")
+        prev = self._pending[-1][2] if self._pending else self._prev_grey
+        self._pending.append((source_rgb, prev, self._executor.submit(self._prepared, source_rgb, prev)))
 
     def __call__(self, source_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
-        keep_max = min(max(float(self.weight), 0.0), 1.0) * MAX_KEEP
-        prev_source, prev_output = self._prev_source, self._prev_output
-        self._prev_source = source_rgb
-        if keep_max <= 0 or prev_source is None or prev_source.shape != source_rgb.shape \
-                or prev_output.shape != stylized_rgb.shape:
+        keep_max = self._keep_max
+        if keep_max <= 0:
+            self._pending.clear()
+            self._prev_grey = self._prev_output = None
+            return stylized_rgb
+        grey, motion, cut = self._motion_for(source_rgb)
+        prev_output, self._prev_grey = self._prev_output, grey
+        if motion is None or prev_output is None or prev_output.shape != stylized_rgb.shape:
+            self.cuts += cut
             self._prev_output = stylized_rgb.astype(np.float32)
             return stylized_rgb
-        motion = block_motion(prev_source, source_rgb)
-        if np.mean(motion > MOTION_LEVEL) > CUT_FRACTION:
-            self._prev_output = stylized_rgb.astype(np.float32)
-            return stylized_rgb
-        # Dilate by one block, so a block beside a moving edge does not keep a ghost of it.
-        keep = keep_max * np.clip(1.0 - _dilate(motion) / MOTION_LEVEL, 0.0, 1.0)
-        keep = _upsample(keep, stylized_rgb.shape[:2])[..., None]
-        out = stylized_rgb.astype(np.float32)
-        step = prev_output - out
-        step *= keep
-        out += step
-        self._prev_output = out  # kept in float: rounding every frame would drift in the still parts
-        step = np.add(out, 0.5, out=step)  # a blend of values in 0..255 stays in 0..255: no clipping needed
-        return step.astype(np.uint8)
+        back, trust = motion
+        keep = trust * np.float32(keep_max)
+        h, w = stylized_rgb.shape[:2]
+        hs, ws = back.shape[:2]
+        if (w, h) != (ws, hs):
+            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
+            back *= np.array([w / ws, h / hs], np.float32)
+            keep = cv2.resize(keep, (w, h), interpolation=cv2.INTER_LINEAR)
+        moved = fl.warp(prev_output, back, INTERPOLATION)
+        out = cv2.blendLinear(moved, stylized_rgb.astype(np.float32), keep, 1.0 - keep)
+        np.clip(out, 0.0, 255.0, out=out)  # cubic interpolation overshoots a little at sharp edges
+        self._prev_output = out  # kept in float: rounding every frame would stall slow changes in still parts
+        return cv2.convertScaleAbs(out)  # rounded
+
+    # The flow: (grey at the flow size, (flow into the previous frame, trust) or None, whether it is a cut).
+
+    def _motion_for(self, source_rgb: np.ndarray):
+        if self._pending:
+            source, prev, job = self._pending.popleft()
+            prev_grey = prev.result()[0] if isinstance(prev, Future) else prev
+            if source is source_rgb and prev_grey is self._prev_grey:
+                return job.result()
+            self._pending.clear()  # not the frames that were prepared: compute it here
+        return self._grey_and_motion(source_rgb, self._prev_grey, self._flow)
+
+    def _prepared(self, source_rgb: np.ndarray, prev: np.ndarray | Future | None):
+        if isinstance(prev, Future):  # the one flow thread runs the jobs in order: that one is done
+            prev = prev.result()[0]
+        return self._grey_and_motion(source_rgb, prev, self._worker_flow)
+
+    def _grey_and_motion(self, source_rgb: np.ndarray, prev_grey: np.ndarray | None, flow: fl.Flow):
+        grey = fl.grey(source_rgb, flow_size(source_rgb.shape[1], source_rgb.shape[0], self.flow_side))
+        if prev_grey is None or prev_grey.shape != grey.shape or min(grey.shape) < fl.MIN_SIDE:
+            return grey, None, False  # nothing to follow (a tiny picture: no flow, no blending)
+        found = motion(prev_grey, grey, flow, still=STILL_FLOW * grey.shape[1] / source_rgb.shape[1])
+        return grey, found, found is None
+
+
+def flow_size(width: int, height: int, side: int = FLOW_SIDE) -> tuple[int, int]:
+    """(width, height) to compute the flow at: the long side at most `side`, the short one not scaled below
+    flow.MIN_SIDE (32 for a very wide picture) where it was not already."""
+    scale = min(1.0, side / max(width, height))
+    least = min(min(width, height), 2 * fl.MIN_SIDE)
+    scale = max(scale, least / min(width, height))
+    return round(width * scale), round(height * scale)
+
+
+def motion(prev_grey: np.ndarray, grey: np.ndarray, flow: fl.Flow, still: float = 0.0):
+    """(flow from `grey` into `prev_grey`, trust in 0..1 per pixel, float32), or None at a scene cut."""
+    back = flow(grey, prev_grey)
+    fwd = flow(prev_grey, grey)
+    miss, lengths = fl.consistency_error(back, fwd)
+    trusted = (miss <= 0.01 * lengths + FB_TOLERANCE) & fl.inside(back)
+    if still > 0:
+        back[fl.length2(back) < still * still] = 0.0
+    difference = cv2.absdiff(grey, fl.warp(prev_grey, back)).astype(np.float32)
+    trust = np.clip(1.0 - difference / PHOTO_LEVEL, 0.0, 1.0)
+    trust *= trusted
+    # Keep one pixel away from where trust ends: the flow is least right at the edges of what moves.
+    trust = cv2.erode(trust, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    if float(trust.mean()) < CUT_TRUSTED:
+        return None
+    return back, trust
+
+
+def warping_error(sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray], preset: str = "medium") -> float:
+    """The warping error of Lai et al. (ECCV 2018): the mean over frames t >= 1 of the squared difference of
+    output t and output t-1 warped onto it (RGB in 0..1, per channel), over the pixels where the *input's*
+    optical flow (DIS `preset`, at full size) is trusted (see flow.occlusion_free). Lower is steadier;
+    the same measure on the input says how much the scene itself changes. NaN for fewer than two frames."""
+    flow = fl.Flow(preset)
+    errors = []
+    prev_grey = None
+    for i, (src, out) in enumerate(zip(sources, outputs, strict=True)):
+        grey = fl.grey(src)
+        if i:
+            back, fwd = flow(grey, prev_grey), flow(prev_grey, grey)
+            mask = fl.occlusion_free(back, fwd)
+            diff = fl.warp(outputs[i - 1], back).astype(np.float32) - out
+            diff = (diff * diff).sum(axis=2)
+            n = 3 * int(mask.sum()) or diff.size * 3  # nothing trusted: counted as 0, as Lai et al. do
+            errors.append(float(diff[mask].sum()) / n / 255.0 ** 2)
+        prev_grey = grey
+    return float(np.mean(errors)) if errors else float("nan")
+
+
+def flicker(sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray], still: float = 2.0) -> float:
+    """Mean absolute change (0..255) between consecutive outputs, over the 8x8 blocks where the input changed
+    by less than `still` grey levels: what a viewer sees as flicker on a still background. NaN if the input
+    never held still."""
+    total, count = 0.0, 0
+    for i in range(1, len(outputs)):
+        still_blocks = block_motion(sources[i - 1], sources[i]) < still
+        if not still_blocks.any():
+            continue
+        change = _block_mean(np.abs(outputs[i].astype(np.float32) - outputs[i - 1]).mean(axis=2))
+        total += float(change[still_blocks].sum())
+        count += int(still_blocks.sum())
+    return total / count if count else float("nan")
+
+
+BLOCK = 8
 
 
 def block_motion(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -70,30 +237,6 @@ def _block_mean(diff: np.ndarray, block: int = BLOCK, full_shape: tuple[int, int
     return padded.reshape(bh, block, bw, block).mean(axis=(1, 3), dtype=np.float32)
 
 
-def flicker(sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray], still: float = 2.0) -> float:
-    """Mean absolute change (0..255) between consecutive outputs, over the blocks where the input changed by
-    less than `still` grey levels: what a viewer sees as flicker. NaN if the input never held still."""
-    total, count = 0.0, 0
-    for i in range(1, len(outputs)):
-        still_blocks = block_motion(sources[i - 1], sources[i]) < still
-        if not still_blocks.any():
-            continue
-        change = _block_mean(np.abs(outputs[i].astype(np.float32) - outputs[i - 1]).mean(axis=2))
-        total += float(change[still_blocks].sum())
-        count += int(still_blocks.sum())
-    return total / count if count else float("nan")
-
-
 def _grey(rgb: np.ndarray) -> np.ndarray:
     r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
     return 0.299 * r + 0.587 * g + 0.114 * b
-
-
-def _dilate(m: np.ndarray) -> np.ndarray:
-    p = np.pad(m, 1, mode="edge")
-    h, w = m.shape
-    return np.max([p[y:y + h, x:x + w] for y in range(3) for x in range(3)], axis=0)
-
-
-def _upsample(blocks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return np.repeat(np.repeat(blocks, BLOCK, axis=0), BLOCK, axis=1)[:shape[0], :shape[1]].astype(np.float32)

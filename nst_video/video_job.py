@@ -193,7 +193,8 @@ class _Pipeline:
             if isinstance(item, _Failure):
                 raise item.error
             waiting.append(item)
-            batch.append(item.rgb)
+            self.blender.prepare(item.rgb)  # its optical flow, on the blender's thread, while the network works
+            batch.append(self.blender.stabilize(item.rgb))
             if len(batch) == self.stylizer.batch_size:
                 yield batch
                 batch = []

@@ -298,8 +298,9 @@ class WebcamApp:
         network = 0.0
         styled = None
         if self.side_by_side or not self.show_original:
+            self.temporal.prepare(frame.rgb)  # its optical flow, on the blender's thread, while the network works
             start = time.monotonic()
-            styled = self.stylizer.stylize([frame.rgb])[0]
+            styled = self.stylizer.stylize([self.temporal.stabilize(frame.rgb)])[0]
             network = time.monotonic() - start
             styled = self.temporal(frame.rgb, styled)
             self._last_styled = styled

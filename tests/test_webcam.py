@@ -133,7 +133,7 @@ def test_style_picks_the_style_to_begin_with():
     as_file = str(StyleRegistry().resolve("otherstyle"))  # a file and a name of the same style are one style
     assert choose_styles(["randomstyle", "otherstyle"], as_file) == (["randomstyle", "otherstyle"], 1)
     names, start = choose_styles(None, "otherstyle")  # no --styles: every installed one
-    assert names == StyleRegistry().names() and names[start] == "otherstyle"
+    assert names == webcam.installed_styles(lite=False) and names[start] == "otherstyle"  # full networks
     with pytest.raises(NstError, match="unknown style 'nosuchstyle'"):
         choose_styles(["randomstyle"], "nosuchstyle")
 

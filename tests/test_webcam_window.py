@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nst_video import webcam
 from tests.webcam_media import Session, assert_round_discs, close_window, overlay_band, window_pixels, write_clip, xvfb
 
 
@@ -110,7 +111,8 @@ def test_side_by_side_widens_the_window_keeping_shapes_and_text_size(display, ca
     assert_round_discs(single, 1)
     assert_round_discs(both, 2)
     assert overlay_band(single_keys) == overlay_band(both_keys)
-    assert overlay_band(both_keys)[1] == 20 * 14 + 8  # 14 lines of 20 pixels: the size draw_text draws them at
+    # 3 status lines and the key list, 20 pixels a line: the size draw_text draws them at, in both views
+    assert overlay_band(both_keys)[1] == 20 * (3 + len(webcam.HELP)) + 8
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])

@@ -1,14 +1,25 @@
-"""The Stylizer: everything about running the network lives here - device, dtype, memory layout, batching
-- plus the post-processing every mode shares (strength, preserve colour). Callers hand in RGB uint8
-frames (H, W, 3) and get RGB uint8 frames of the same size back."""
+"""The Stylizer: everything about running the network lives here - device, dtype, memory layout, batching,
+the memory budget and tiles - plus the post-processing every mode shares (strength, preserve colour, stroke
+scale). Callers hand in RGB uint8 frames (H, W, 3) and get RGB uint8 frames of the same size back.
+
+Pictures of any size: before a picture runs, `plan` estimates the memory it needs (nst_video/memory.py) against
+the budget (`max_memory`); a picture that does not fit in one pass runs in tiles with whole-picture
+statistics (nst_video/tiling.py), on the torch runtime, whatever runtime runs the untiled pictures (graph
+runtimes cannot be given statistics); one that does not fit even in tiles is an NstError before anything
+runs. `style_scale` stylizes at a smaller working size and brings the result back up with the photo's detail
+(nst_video/guided.py)."""
 from __future__ import annotations
 
+import copy
+import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from nst_video import guided, memory, tiling
 from nst_video.errors import NstError
 from nst_video.model import TransformerNet, pad_bottom_right
 from nst_video.runtimes import Network, open_runtime
@@ -39,6 +50,32 @@ def default_batch_size(device: torch.device) -> int:
     return 4 if device.type == "cuda" else 1
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How pictures of one size run: `batch` at a time in single passes, or (`band_pixels` set) one at a time
+    in bands of rows with whole-picture statistics (tiling.py), its maps stored in `map_dtype`. `need`: the
+    estimated peak, in bytes, beyond what the process holds."""
+    batch: int
+    need: int
+    band_pixels: int | None = None
+    map_dtype: torch.dtype = torch.float32
+    keep_full: bool = False
+
+
+def check_style_scale(value: float | str) -> float | str:
+    """'auto' or a number >= 1 (strokes that many times as large as at full size)."""
+    if value == "auto":
+        return value
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        raise NstError(f"style scale must be 'auto' or a number of at least 1, not {value!r}") from None
+    if not math.isfinite(scale) or scale < 1:
+        raise NstError(f"style scale must be 'auto' or a number of at least 1 (1 = the network's own stroke "
+                       f"size at full resolution), not {value!r}")
+    return scale
+
+
 class Stylizer:
     """Runs one style's network on frames, through the runtime chosen for the device (nst_video.runtimes), in
     batches, with the post-processing every mode shares. `set_model` switches styles; a network prepared once
@@ -46,7 +83,7 @@ class Stylizer:
 
     def __init__(self, model: TransformerNet, device: str = "auto", fp16: bool = False, strength: float = 1.0,
                  preserve_color: bool = False, batch_size: int | None = None, backend: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, max_memory: int | None = None, style_scale: float | str = 1.0):
         self.device = pick_device(device)
         if threads is not None and threads < 1:
             raise NstError("--threads must be at least 1")
@@ -61,8 +98,14 @@ class Stylizer:
         self.batch_size = batch_size
         self.strength = strength
         self.preserve_color = preserve_color
+        self.style_scale = style_scale
         self._prepared: dict[int, tuple[TransformerNet, Network]] = {}
+        self._tile_models: dict[int, TransformerNet] = {}
         self.set_model(model)
+        if max_memory is not None and max_memory < 1:
+            raise NstError("--max-memory must be more than 0")
+        # The most this process may hold while stylizing (memory.py): RSS on the CPU, allocations on a GPU.
+        self.max_memory = max_memory or memory.default_budget(self.device)
 
     @classmethod
     def from_style(cls, style: str, registry: StyleRegistry | None = None, **kwargs) -> "Stylizer":
@@ -83,6 +126,15 @@ class Stylizer:
             raise NstError(f"strength must be between 0 and 1, not {value}")
         self._strength = float(value)
 
+    @property
+    def style_scale(self) -> float | str:
+        """'auto' or a number >= 1: stylize at 1/S of each picture's size (see guided.py)."""
+        return self._style_scale
+
+    @style_scale.setter
+    def style_scale(self, value: float | str) -> None:
+        self._style_scale = check_style_scale(value)
+
     def set_model(self, model: TransformerNet) -> None:
         if id(model) not in self._prepared:
             self._prepared[id(model)] = (model, self.runtime.prepare(model))  # holding model keeps its id unique
@@ -91,13 +143,103 @@ class Stylizer:
     @torch.inference_mode()
     def stylize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] on any device -> the same shape on the runtime's device, float32,
-        post-processed."""
+        post-processed. Run in one pass, or in tiles where the budget asks for it (the stroke scale is for
+        stylize/stylize_image)."""
         x = x.to(self.runtime.device, non_blocking=True).float()
-        h, w = x.shape[-2:]
-        # Padded here for every runtime (a graph's own padding cannot handle slivers of a few pixels).
-        padded = pad_bottom_right(x, TransformerNet.SIZE_MULTIPLE, TransformerNet.MIN_SIZE)
-        y = self.network(padded)[..., :h, :w]
-        return self.postprocess(x, y)
+        return self.postprocess(x, self._network(x))
+
+    def _network(self, x: torch.Tensor) -> torch.Tensor:
+        """The network alone on (N, 3, H, W) float on the device, as planned: one pass per batch, or tiles."""
+        n, _, h, w = x.shape
+        plan = self.plan(h, w, n, result_bytes=12)
+        if plan.band_pixels is None:
+            outs = []
+            for batch in x.split(plan.batch):
+                # Padded here for every runtime (a graph's own padding cannot handle slivers of a few pixels).
+                padded = pad_bottom_right(batch, TransformerNet.SIZE_MULTIPLE, TransformerNet.MIN_SIZE)
+                outs.append(self.network(padded)[..., :h, :w])
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
+        y = torch.empty_like(x)
+        for i in range(n):
+            for a, band in self._bands(lambda a, b, i=i: x[i:i + 1, :, a:b], h, w, plan):
+                y[i:i + 1, :, a:a + band.shape[-2]] = band
+        return y
+
+    # --- memory budget and tiles ---
+
+    def plan(self, h: int, w: int, frames: int = 1, result_bytes: int = 3) -> Plan:
+        """How `frames` pictures of h x w run within the budget, or an NstError if not even tiles fit.
+        result_bytes: what the caller holds per result pixel while tiles run (3: uint8, 12: float32)."""
+        hp, wp, _ = tiling.padded_size(h, w)
+        held = memory.in_use(self.device)
+        left = self.max_memory - held
+        one = memory.untiled_bytes(self.runtime.name, hp * wp, self.fp16)
+        if one <= left:
+            return Plan(batch=max(1, min(frames, self.batch_size, left // one)), need=one)
+        room = left - memory.SLACK - h * w * result_bytes
+        model = self.model
+        bands = tiling.plan_bands(model, h, w, room, self.fp16) if tiling.supported(model) else None
+        if bands is None:
+            need = memory.SLACK + h * w * result_bytes + tiling.minimum_bytes(model, h, w, self.fp16)
+            raise NstError(f"a {w}x{h} picture does not fit in the memory budget of "
+                           f"{memory.format_size(self.max_memory)} (--max-memory): even in tiles it needs "
+                           f"about {memory.format_size(need)} beyond the {memory.format_size(held)} this "
+                           "process already holds (Python, the libraries and the network)")
+        band_pixels, map_dtype, keep_full = bands
+        need = (memory.SLACK + h * w * result_bytes + tiling.map_bytes(model, hp * wp, map_dtype, keep_full)
+                + tiling.band_bytes(band_pixels, self.fp16))
+        return Plan(batch=1, need=need, band_pixels=band_pixels, map_dtype=map_dtype, keep_full=keep_full)
+
+    def _tile_model(self) -> TransformerNet:
+        """The current network as torch modules on the device, in the runtime's dtype: the runtime's own for
+        torch; for a graph runtime (which cannot be given statistics) a copy prepared by a torch runtime, made
+        on first use."""
+        network_model = getattr(self.network, "model", None)
+        if network_model is not None:
+            return network_model
+        if id(self.model) not in self._tile_models:
+            from nst_video.runtimes.torch_runtime import TorchRuntime
+            runtime = TorchRuntime(self.device, fp16=self.fp16, threads=self.runtime.threads)
+            self._tile_models[id(self.model)] = runtime.prepare(copy.deepcopy(self.model)).model
+        return self._tile_models[id(self.model)]
+
+    def _bands(self, read: tiling.Rows, h: int, w: int, plan: Plan) -> Iterator[tuple[int, torch.Tensor]]:
+        """The stylized picture in bands of rows (float32, not post-processed), run as planned."""
+        return tiling.stylize_bands(self._tile_model(), read, h, w, plan.band_pixels, plan.map_dtype,
+                                    plan.keep_full)
+
+    @torch.inference_mode()
+    def _stylize_tiled(self, rgb: np.ndarray, plan: Plan) -> np.ndarray:
+        """One big frame in bands, from uint8 to uint8: nothing the size of the frame in float."""
+        device = self.runtime.device
+
+        def read(a: int, b: int) -> torch.Tensor:
+            return frames_to_tensor([rgb[a:b]]).to(device)
+
+        out = np.empty_like(rgb)
+        for a, band in self._bands(read, rgb.shape[0], rgb.shape[1], plan):
+            b = a + band.shape[-2]
+            out[a:b] = tensor_to_frames(self.postprocess(read(a, b), band))[0]
+        return out
+
+    # --- stroke scale ---
+
+    @torch.inference_mode()
+    def _stylize_scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:
+        """Stylize at the working size for `scale`, then bring the result up to full size with the photo's
+        detail (guided.DetailUpsampler), post-processed against the full-size photo, strip by strip."""
+        h, w = rgb.shape[:2]
+        small = guided.downscale(rgb, *guided.working_size(h, w, scale))
+        device = self.runtime.device
+        photo_low = frames_to_tensor([small]).to(device)
+        upsampler = guided.DetailUpsampler(self._network(photo_low).float(), photo_low, h, w)
+        out = np.empty_like(rgb)
+        step = guided.strip_rows(w)
+        for y0 in range(0, h, step):
+            photo = frames_to_tensor([rgb[y0:y0 + step]]).to(device)
+            styled = upsampler.rows(y0, y0 + photo.shape[-2], photo)
+            out[y0:y0 + step] = tensor_to_frames(self.postprocess(photo, styled))[0]
+        return out
 
     def postprocess(self, original: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
         if self.preserve_color:
@@ -107,14 +249,25 @@ class Stylizer:
         return stylized.clamp_(0.0, 1.0)
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """RGB uint8 (H, W, 3) frames -> stylized frames of the same sizes, run in batches of equal size."""
+        """RGB uint8 (H, W, 3) frames -> stylized frames of the same sizes, run in batches of equal size (as
+        many as the memory budget holds), frames too big for one pass in tiles, at the stroke scale."""
         out: list[np.ndarray | None] = [None] * len(frames)
         by_shape: dict[tuple, list[int]] = {}
         for i, frame in enumerate(frames):
             by_shape.setdefault(frame.shape, []).append(i)
-        for indices in by_shape.values():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
+        for shape, indices in by_shape.items():
+            scale = guided.style_scale_for(self.style_scale, shape[0], shape[1])
+            if scale > 1:
+                for i in indices:
+                    out[i] = self._stylize_scaled(frames[i], scale)
+                continue
+            plan = self.plan(shape[0], shape[1], len(indices))
+            if plan.band_pixels is not None:
+                for i in indices:
+                    out[i] = self._stylize_tiled(frames[i], plan)
+                continue
+            for start in range(0, len(indices), plan.batch):
+                chunk = indices[start:start + plan.batch]
                 batch = frames_to_tensor([frames[i] for i in chunk])
                 for i, frame in zip(chunk, tensor_to_frames(self.stylize_tensor(batch)), strict=True):
                     out[i] = frame
@@ -127,7 +280,7 @@ class Stylizer:
         """Stylize a stream of batches (lists of RGB uint8 frames of one size), yielding each batch's results
         in order. On CUDA the host<->device copies overlap the network (see CudaStreamer): the result of a
         batch comes out after the next batch has been taken in. Elsewhere batches run one after another."""
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.style_scale == 1:
             yield from CudaStreamer(self).run(batches)
         else:
             for batch in batches:

@@ -7,6 +7,9 @@ Data flows one way: Source -> Stylizer -> Temporal -> Sink.
   runtimes/     what runs the network (PyTorch, OpenVINO, ONNX Runtime); graphs.py caches exported graphs
   temporal.py   flow-guided blending against flicker
   images.py     still images in and out (PIL)
+  tiling.py     pictures of any size: layer by layer in bands, with whole-picture statistics
+  guided.py     stroke scale: stylize smaller, bring back up with the photo's detail
+  memory.py     the memory budget: sizes, what is held and free, per-pixel estimates
   video_io.py   video files in and out (PyAV): VideoSource, VideoSink, the table of video file types
   audio_io.py   the audio a video job carries along (PyAV)
   video_job.py  the video-file job: decode, stylize and encode overlapped; a clean stop on signals

@@ -390,31 +390,31 @@ def serve(host, port, styles, device, fp16, backend, threads, token, queue, max_
 # --- training: `nst-video train`, `nst-video diagnose` (the code lives in training/) ---
 
 
-def config_options(*names: str):
-    """Click options for TrainConfig fields, with the defaults, help and lower bounds declared there (the one
-    source of truth; train() checks the same bounds for callers from Python)."""
+def dataclass_options(config: type, *names: str):
+    """Click options for fields of a config dataclass (TrainConfig, OptimizeConfig), with the defaults, help,
+    lower bounds and choices declared there: the one source of truth (the jobs check the same bounds for
+    callers from Python)."""
     from dataclasses import MISSING, fields
 
-    from nst_video.training.train import TrainConfig
-
-    declared = {f.name: f for f in fields(TrainConfig)}
+    declared = {f.name: f for f in fields(config)}
 
     def option(name: str):
         f = declared[name]
-        meta, flag = f.metadata, "--" + name.replace("_", "-")
+        meta, kind, flag = f.metadata, str(f.type).removesuffix(" | None"), "--" + name.replace("_", "-")
         kwargs = {"help": meta.get("help") or None}
         if f.default is MISSING:
             kwargs["required"] = True
-        elif f.type in ("bool", bool):
-            kwargs["is_flag"] = True
+        elif kind == "bool":
+            kwargs.update(is_flag=True, default=f.default)
         else:
-            kwargs.update(default=f.default, show_default=f.default is not None and f.default != "")
-            python_type = {"int": int, "float": float}.get(str(f.type))
-            if python_type and meta.get("min") is not None:
-                range_type = click.IntRange if python_type is int else click.FloatRange
-                kwargs["type"] = range_type(min=meta["min"], min_open=meta.get("min_open", False))
-            elif python_type:
-                kwargs["type"] = python_type
+            kwargs.update(default=f.default, show_default=f.default not in (None, ""))
+            if meta.get("choices"):
+                kwargs["type"] = click.Choice(meta["choices"])
+            elif kind in ("int", "float") and meta.get("min") is not None:
+                bounded = click.IntRange if kind == "int" else click.FloatRange
+                kwargs["type"] = bounded(min=meta["min"], min_open=meta.get("min_open", False))
+            elif kind in ("int", "float"):
+                kwargs["type"] = {"int": int, "float": float}[kind]
         return click.option(flag, name, **kwargs)
 
     def decorate(func):
@@ -422,6 +422,12 @@ def config_options(*names: str):
             func = option(name)(func)
         return func
     return decorate
+
+
+def config_options(*names: str):
+    """Options for TrainConfig fields (train, distill, diagnose)."""
+    from nst_video.training.train import TrainConfig
+    return dataclass_options(TrainConfig, *names)
 
 
 from nst_video.training.distill import DISTILL_STEPS, DISTILL_WEIGHT  # noqa: E402  (option defaults)
@@ -509,34 +515,9 @@ def diagnose(content, style, steps, **options):
 
 
 def optimize_options(*names: str):
-    """Click options for OptimizeConfig fields, with the defaults, help, bounds and choices declared there."""
-    from dataclasses import fields
-
+    """Options for OptimizeConfig fields."""
     from nst_video.training.optimize import OptimizeConfig
-
-    declared = {f.name: f for f in fields(OptimizeConfig)}
-
-    def option(name: str):
-        f, flag = declared[name], "--" + name.replace("_", "-")
-        meta, kind = f.metadata, str(f.type).removesuffix(" | None")
-        kwargs = {"help": meta.get("help") or None, "default": f.default,
-                  "show_default": f.default is not None and kind != "bool"}
-        if kind == "bool":
-            kwargs["is_flag"] = True
-        elif meta.get("choices"):
-            kwargs["type"] = click.Choice(meta["choices"])
-        elif kind in ("int", "float") and meta.get("min") is not None:
-            bounded = click.IntRange if kind == "int" else click.FloatRange
-            kwargs["type"] = bounded(min=meta["min"], min_open=meta["min_open"])
-        elif kind in ("int", "float"):
-            kwargs["type"] = {"int": int, "float": float}[kind]
-        return click.option(flag, name, **kwargs)
-
-    def decorate(func):
-        for name in reversed(names):
-            func = option(name)(func)
-        return func
-    return decorate
+    return dataclass_options(OptimizeConfig, *names)
 
 
 @main.command("optimize")

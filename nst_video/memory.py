@@ -94,7 +94,7 @@ def default_budget(device: torch.device) -> int:
 # buffers, the uint8 result. On a GPU no figure is measured yet: the CPU's torch figure is used, halved
 # for FP16 (activations dominate; cuDNN's workspace is not counted).
 UNTILED_BYTES_PER_PIXEL = {"torch": 1150, "openvino": 400, "onnxruntime": 650}
-SLACK = 128 * 2**20  # allocator rounding, Python objects, small tensors
+SLACK = 96 * 2**20  # allocator rounding, Python objects, small tensors
 
 
 def untiled_bytes(backend: str, pixels: int, fp16: bool = False) -> int:

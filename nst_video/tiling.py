@@ -20,9 +20,9 @@ picture, 28 dB (a picture is not the same everywhere). So the statistics are exa
   budget allows (`keep_full`); otherwise their statistics come from a sweep that computes the layer and
   drops it, and the layer is computed again where it is read (~17% more work than one pass).
 
-Memory: the kept maps (96 B per picture pixel in float32, 48 in float16, more with keep_full) plus one
-band's working memory (~1.1 KB per band pixel, BAND_BYTES_PER_PIXEL), against ~1 KB per pixel of the whole
-picture for one PyTorch pass.
+Memory: the kept maps (~70 B per picture pixel in float32, 35 in float16, twice that with keep_full; a map
+being read is released band by band as the next one is written) plus one band's working memory (~1.1 KB
+per band pixel, BAND_BYTES_PER_PIXEL), against ~1 KB per pixel of the whole picture for one PyTorch pass.
 
 The network must be available as PyTorch modules: the graph runtimes (OpenVINO, ONNX Runtime) run the
 whole network in one call and compute instance norm inside their graphs, so tiles always run on the torch
@@ -30,6 +30,7 @@ runtime, on the Stylizer's device (the Stylizer chooses; see Stylizer.plan).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -63,13 +64,14 @@ def supported(model: nn.Module) -> bool:
 
 
 def map_bytes(model: TransformerNet, pixels: int, dtype: torch.dtype, keep_full: bool = False) -> int:
-    """The most the stored maps hold at once for a picture of `pixels` (padded) pixels; keep_full: with the
-    two full-resolution maps stored too, instead of computed twice."""
+    """The most the kept maps hold at once for a picture of `pixels` (padded) pixels; keep_full: with the two
+    full-resolution maps kept too, instead of computed twice. A map being read shrinks while the next grows
+    (Map.release), so the peak is the larger of the two, plus 10% for the bands in flight."""
     c1, c2, c3 = (layer[0][1].out_channels for layer in model.down)
-    per_pixel = max(c2 / 4 + c3 / 16, 3 * c3 / 16, c3 / 16 + c2 / 4)  # elements: down, residual, up
+    per_pixel = max(c2 / 4, 2 * c3 / 16)  # elements: a half-resolution map; two quarter maps (residual)
     if keep_full:
-        per_pixel = max(per_pixel, c1 + c2 / 4, c2 / 4 + c1)  # first layer + its output; last but one + input
-    return int(pixels * per_pixel * torch.finfo(dtype).bits / 8)
+        per_pixel = max(per_pixel, c1)
+    return int(1.1 * pixels * per_pixel * torch.finfo(dtype).bits / 8)
 
 
 def band_bytes(pixels: int, fp16: bool = False) -> int:
@@ -137,16 +139,46 @@ def normalise(layer: InstanceNorm, stats: Stats, relu: bool) -> Callable[[torch.
 
 
 class Map:
-    """A whole feature map, written and read in bands, stored in `dtype`, with the sums of what was written."""
+    """A whole feature map, written in bands top to bottom and stored as those bands in `dtype`, with the
+    statistics of what was written. Bands its last reader has passed are released, so a map being read
+    shrinks while the next one grows."""
 
     def __init__(self, channels: int, h: int, w: int, dtype: torch.dtype, device: torch.device):
-        self.data = torch.empty((1, channels, h, w), dtype=dtype, device=device)
-        self.h = h
+        self.h, self.dtype = h, dtype
+        self.starts: list[int] = []
+        self.bands: list[torch.Tensor | None] = []
         self.stats = Stats()
 
+    def write(self, a: int, y: torch.Tensor) -> None:
+        self.starts.append(a)
+        self.bands.append(y.to(self.dtype))
+
+    def _overlapping(self, a: int, b: int) -> Iterator[tuple[int, torch.Tensor]]:
+        i = max(0, bisect.bisect_right(self.starts, a) - 1)
+        while i < len(self.starts) and self.starts[i] < b:
+            band = self.bands[i]
+            if band is None:
+                raise RuntimeError(f"rows {a}..{b} of a map were released before they were read")
+            yield self.starts[i], band
+            i += 1
+
     def rows(self, a: int, b: int) -> torch.Tensor:
-        """Rows a..b in float32: a view of a float32 map (readers never change what they read)."""
-        return self.data[:, :, a:b].float()
+        """Rows a..b in float32: a view where they lie in one float32 band (readers never change them)."""
+        parts = [band[:, :, max(a, s) - s:b - s] for s, band in self._overlapping(a, b)]
+        return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)).float()
+
+    def put(self, a: int, y: torch.Tensor) -> None:
+        """Overwrite rows a.. with y (rows already written)."""
+        for s, band in self._overlapping(a, a + y.shape[-2]):
+            lo, hi = max(a, s), min(a + y.shape[-2], s + band.shape[-2])
+            band[:, :, lo - s:hi - s] = y[:, :, lo - a:hi - a]
+
+    def release(self, below: int) -> None:
+        """Drop the bands that lie wholly above row `below` (no reader needs them any more)."""
+        for i, s in enumerate(self.starts):
+            band = self.bands[i]
+            if band is not None and s + band.shape[-2] <= below:
+                self.bands[i] = None
 
 
 @dataclass
@@ -164,16 +196,23 @@ class Program:
     keep_full: bool = False  # store the full-resolution maps too (~17% less work, more memory)
 
     def _band(self, width: int, scale: int = 1) -> int:
-        """Rows per band of a map `scale` times smaller than the picture, `width` wide: bands of the same part
-        of the picture at every resolution (band_pixels of the picture's pixels)."""
-        return max(1, self.band_pixels // (scale * scale) // max(1, width))
+        """Rows per band of a map `scale` times smaller than the picture, `width` wide: bands of band_pixels
+        of the picture's pixels (4x as many at quarter resolution, where a pixel of the picture costs a
+        quarter of the working memory)."""
+        pixels = self.band_pixels * (4 if scale == 4 else 1)
+        return max(1, pixels // (scale * scale) // max(1, width))
 
-    def _fill(self, out: Map, compute: Rows, width: int, scale: int) -> Map:
+    def _fill(self, out: Map, compute: Rows, width: int, scale: int, source: Map | None = None,
+              needs: Callable[[int], int] | None = None) -> Map:
+        """Write `out` band by band; `source` (read for the last time) is released as far as `needs(row)`,
+        the first source row that output row `row` and the ones below it read."""
         step = self._band(width, scale)
         for a in range(0, out.h, step):
             y = compute(a, min(out.h, a + step))
             out.stats.add(y)
-            out.data[:, :, a:a + y.shape[-2]] = y
+            out.write(a, y)
+            if source is not None and needs is not None:
+                source.release(needs(a + step))
         return out
 
     def _sweep(self, compute: Rows, h: int, width: int, scale: int) -> Stats:
@@ -191,11 +230,13 @@ class Program:
         l0 = self._full_resolution(lambda a, b: conv_rows(self.read, h, conv0[1], conv0[0].padding[0], a, b),
                                    conv0[1].out_channels, norm0, device)
         m1 = self._fill(Map(conv1[1].out_channels, h // 2, w // 2, self.map_dtype, device),
-                        lambda a, b: conv_rows(l0, h, conv1[1], conv1[0].padding[0], a, b), w // 2, 2)
+                        lambda a, b: conv_rows(l0, h, conv1[1], conv1[0].padding[0], a, b), w // 2, 2,
+                        getattr(l0, "kept", None), lambda row: 2 * row - 1)
         n1 = normalise(norm1, m1.stats, relu=True)
         m2 = self._fill(Map(conv2[1].out_channels, h // 4, w // 4, self.map_dtype, device),
                         lambda a, b: conv_rows(lambda i, j: n1(m1.rows(i, j)), h // 2, conv2[1],
-                                               conv2[0].padding[0], a, b), w // 4, 4)
+                                               conv2[0].padding[0], a, b), w // 4, 4,
+                        m1, lambda row: 2 * row - 1)
         m1 = l0 = None  # freed: only m2 is needed from here
         # The residual stream, normalised in place: x <- relu(norm(m2)).
         x, n2 = m2, normalise(norm2, m2.stats, relu=True)
@@ -210,24 +251,25 @@ class Program:
             hb = self._fill(Map(conv_b.out_channels, h // 4, w // 4, self.map_dtype, device),
                             lambda a, b, ha=ha, na=na, conv_b=conv_b, pad_b=pad_b: conv_rows(
                                 lambda i, j: na(ha.rows(i, j)), h // 4, conv_b, pad_b.padding[0], a, b),
-                            w // 4, 4)
+                            w // 4, 4, ha, lambda row: row - 1)
             del ha
             nb = normalise(norm_b, hb.stats, relu=False)
             step = self._band(w // 4, 4)
             for a in range(0, x.h, step):
-                x.data[:, :, a:a + step] = nb(hb.rows(a, a + step)).add_(x.rows(a, a + step))
+                x.put(a, nb(hb.rows(a, a + step)).add_(x.rows(a, a + step)))
+                hb.release(a + step)
             del hb
         (_, (up_conv0, up_norm0, _)), (_, (up_conv1, up_norm1, _)) = m.up
         u0 = self._fill(Map(up_conv0[1].out_channels, h // 2, w // 2, self.map_dtype, device),
                         lambda a, b: conv_rows(x.rows, h // 4, up_conv0[1], up_conv0[0].padding[0], a, b,
-                                               upsample=True), w // 2, 2)
+                                               upsample=True), w // 2, 2, x, lambda row: (row - 1) // 2)
         x = m2 = None  # freed
         nu0 = normalise(up_norm0, u0.stats, relu=True)
 
         l4 = self._full_resolution(
             lambda a, b, u0=u0: conv_rows(lambda i, j: nu0(u0.rows(i, j)), h // 2, up_conv1[1],
                                           up_conv1[0].padding[0], a, b, upsample=True),
-            up_conv1[1].out_channels, up_norm1, device)
+            up_conv1[1].out_channels, up_norm1, device, u0, lambda row: (row - 1) // 2)
         u0 = None  # kept only where l4 still reads it
         out: ConvLayer = m.out
         step = self._band(w, 1)
@@ -235,21 +277,27 @@ class Program:
             y = conv_rows(l4, h, out[1], out[0].padding[0], a, min(h, a + step))
             yield a, y.tanh_().add_(1).div_(2)
 
-    def _full_resolution(self, compute: Rows, channels: int, layer: InstanceNorm, device: torch.device) -> Rows:
+    def _full_resolution(self, compute: Rows, channels: int, layer: InstanceNorm, device: torch.device,
+                         source: Map | None = None, needs: Callable[[int], int] | None = None) -> Rows:
         """A full-resolution layer, normalised and activated, to read in bands: kept whole (keep_full), or its
         statistics from a sweep of its own and the layer computed again where it is read."""
         if self.keep_full:
-            kept = self._fill(Map(channels, self.h, self.w, self.map_dtype, device), compute, self.w, 1)
+            kept = self._fill(Map(channels, self.h, self.w, self.map_dtype, device), compute, self.w, 1,
+                              source, needs)
             compute, stats = kept.rows, kept.stats
         else:
             stats = self._sweep(compute, self.h, self.w, 1)
         norm = normalise(layer, stats, relu=True)
-        return lambda a, b: norm(compute(a, b))
+
+        def rows(a: int, b: int) -> torch.Tensor:
+            return norm(compute(a, b))
+        rows.kept = kept if self.keep_full else None  # type: ignore[attr-defined]  (released by its reader)
+        return rows
 
     def _apply(self, target: Map, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> None:
         step = self._band(width, 4)
         for a in range(0, target.h, step):
-            target.data[:, :, a:a + step] = fn(target.rows(a, a + step))
+            target.put(a, fn(target.rows(a, a + step)))
 
 
 def padded_reader(read: Rows, h: int, w: int) -> tuple[Rows, int, int]:

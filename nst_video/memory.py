@@ -62,13 +62,15 @@ def available_ram() -> int:
             free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (OSError, ValueError, AttributeError):
             free = 4 * 2**30  # nothing to go by: a modest machine
-    try:  # a container's limit (cgroup v2) binds before the machine's
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            free = min(free, max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
+    v1 = "/sys/fs/cgroup/memory/memory."
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   (v1 + "limit_in_bytes", v1 + "usage_in_bytes")):
+        try:  # a container's limit (cgroup v2, or v1) binds before the machine's
+            limit = Path(limit_file).read_text().strip()
+            if limit != "max" and int(limit) < 2**60:  # v1 writes "no limit" as a huge number
+                free = min(free, max(0, int(limit) - int(Path(usage_file).read_text())))
+        except (OSError, ValueError):
+            pass
     return free
 
 

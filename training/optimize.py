@@ -26,7 +26,6 @@ Stable by construction:
 A stop signal (Ctrl-C, SIGTERM, SIGHUP) finishes the step, saves the current image and returns None."""
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
@@ -42,6 +41,7 @@ from PIL import Image
 
 from nst_video.errors import NstError
 from nst_video.images import IMAGE_SUFFIXES, LoadedImage, load_image, save_image
+from nst_video.memory import available_ram
 from nst_video.progress import progress_bar
 from nst_video.report import say
 from nst_video.signals import StopFlag, signal_name
@@ -215,25 +215,14 @@ def estimate_memory(levels: list[Level], style_pixels: list[int], optimizer: str
 
 
 def available_memory(device: torch.device) -> int | None:
-    """Bytes free for this process on the device: the GPU's free memory, or on the CPU the smaller of the
-    kernel's MemAvailable and what the cgroup limit leaves. None where it cannot be told."""
+    """Bytes free for this process on the device: the GPU's free memory, or on the CPU what the system can
+    give without swapping (nst_video.memory.available_ram, which respects a container's limit). None where it
+    cannot be told."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     if device.type != "cpu":
         return None
-    found = []
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    v1 = "/sys/fs/cgroup/memory/memory."
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         (v1 + "limit_in_bytes", v1 + "usage_in_bytes")):
-        with contextlib.suppress(OSError, ValueError):
-            cap = Path(limit).read_text().strip()
-            if cap != "max" and int(cap) < 2**60:
-                found.append(int(cap) - int(Path(usage).read_text()))
-    return min(found) if found else None
+    return available_ram()
 
 
 def _gib(n: int) -> str:

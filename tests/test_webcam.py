@@ -320,7 +320,8 @@ def test_lite_networks_are_the_default_list_on_a_cpu(lite_registry):
     assert choose_styles(None, "alpha", registry=lite_registry, lite=True) == (["alpha", "beta"], 0)
 
 
-def test_l_switches_between_the_lite_and_the_full_network(lite_registry, tmp_path):
+def test_l_switches_between_the_lite_and_the_full_network(lite_registry, tmp_path, monkeypatch):
+    monkeypatch.setattr(webcam, "FADE_SECONDS", 1e-6)  # compare the networks, not the cross-fade between them
     styles = load_styles(None, registry=lite_registry, lite=True)
     app = WebcamApp(Stylizer(styles[0][1], device="cpu", backend="torch"), styles, tmp_path, registry=lite_registry)
     frame = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)

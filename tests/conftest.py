@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,12 @@ from nst_video.training.loss_net import vgg16_features_to_relu4_3
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# The stop-signal tests send SIGHUP to the processes they start. A suite run under `nohup` would hand its
+# children an ignored SIGHUP, which nst-video keeps ignored on purpose (nst_video/signals.py): give them the
+# default disposition a terminal's children have.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def make_random_style(path: Path, name: str = "randomstyle", seed: int = 0) -> Path:

@@ -5,17 +5,23 @@ with the picture. `TemporalBlender` works on both sides of the network:
 - before it, `stabilize()`: where the input has not changed beyond noise since the frame the network was last
   given, the network is given that frame's pixels again, exactly, so it draws the same there (a still
   background stays still, and it costs the style nothing: every frame is still a real stylization);
-- after it, the call: the previous output is warped onto the current frame along the input's optical flow
-  and blended with the new stylized frame wherever the flow is trusted (forward-backward consistent, not
-  flowing out of the picture, the moved previous input matching the current one); elsewhere (what comes
-  into view, what the flow got wrong) the new frame is taken as it is, so a moving object leaves no ghost
-  trail. A scene cut, a reset or a change of frame size starts afresh.
+- after it, the call: the previous output is carried onto the current frame along the input's optical flow
+  wherever the flow is trusted (forward-backward consistent, not flowing out of the picture) and the input
+  there still matches, within a tolerance, the input that paint was made from; elsewhere (what comes into
+  view, what the flow got wrong, what changed) the new frame is taken as it is, so a moving object leaves no
+  ghost trail. A scene cut, a reset or a change of frame size starts afresh.
 
-Blending is kept light (at most MAX_KEEP of the old output): where a network draws its texture anew every
-frame, a mix of two textures is neither, and washes the style out (benchmarks/bench_temporal.py measures
-both sides of that trade). The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the
-flow's image operations too) at a reduced size, on a thread of its own when `prepare()` is called ahead
-(while the network works on the frame).
+Carried paint is copied, not averaged: where a network draws its texture anew every frame, a mix of two
+textures is neither and washes the style out (a 40% blend, the method before this one, cost up to 2.8x the
+style distance), and it is moved with nearest-pixel sampling, because interpolating it again every frame
+blurs it away within a few frames. Only whole regions are carried (a pixel and its REGION x REGION
+neighbourhood all trusted), with a one-pixel feather at their edges: carrying single pixels inside a moving,
+deforming object gives a patchwork of paint from different frames. Because trust compares the current input
+with the input each carried pixel was painted from (carried along with it), not just with the frame before,
+slow changes (light, a slow zoom) add up until they are repainted: paint never goes stale.
+The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too) at a
+reduced size, on a thread of its own when `prepare()` is called ahead (while the network works on the
+frame); benchmarks/bench_temporal.py measures both sides of the trade.
 
 `warping_error()` measures what this is for, the standard way (Lai et al., ECCV 2018); `flicker()` the
 change of the output where the input held still."""
@@ -31,20 +37,22 @@ import numpy as np
 from nst_video import flow as fl
 
 FLOW_SIDE = 320      # the flow is computed with the long side at most this (640x480 -> 320x240): ~4x cheaper
-MAX_KEEP = 0.4       # weight 1 keeps up to 40% of the moved previous output (more washes the style out)
+FLOW_PRESET = "fast"  # DIS: as cheap as "ultrafast" at this size (~3 ms for both directions), and ~1.4x steadier
 GATE_LEVEL = 4.0     # grey levels (at the flow size) of input change from what the network last saw: noise
 GATE_CUT = 0.6       # more than this share of the picture changed: give the network the new frame whole
-INTERPOLATION = cv2.INTER_CUBIC  # of the previous output along the flow: bilinear blurs the texture more
-PHOTO_LEVEL = 24.0   # grey levels (0..255) of difference, moved previous input vs current, at which trust ends
+PHOTO_LEVEL = 24.0   # grey levels (0..255) of change from the input carried paint was made from, at weight 1,
+                     # past which it is repainted
+REGION = 9           # flow-size pixels: carried paint needs this neighbourhood trusted around it
 FB_TOLERANCE = 0.5   # forward-backward miss (squared, in flow pixels) tolerated, + 1% of the motion squared
 STILL_FLOW = 0.2     # motion below this (pixels of the frame) counts as none: a still background stays still
 CUT_TRUSTED = 0.3    # less than this share of the picture trusted: a scene cut, start afresh
 
 
 class TemporalBlender:
-    """out = keep * warp(previous_output) + (1 - keep) * stylized, per pixel, with keep = weight * MAX_KEEP *
-    trust, trust in 0..1 from the input's optical flow; and, for any weight > 0, the network's input held
-    where it only changed by noise (see the module's docstring).
+    """out = the previous output carried along the input's optical flow where it is trusted, the new stylized
+    frame elsewhere; and, for any weight > 0, the network's input held where it only changed by noise (see
+    the module's docstring). The weight scales how much the input under carried paint may change before it
+    is repainted (1: PHOTO_LEVEL grey levels, 0.5: half that; 0: off).
 
     Per frame, from one thread, in order: `prepare(source)` (optional: starts the flow on the blender's
     thread), `stabilize(source)` -> what to stylize, then `blender(source, stylized)` -> the frame to show.
@@ -54,8 +62,8 @@ class TemporalBlender:
     def __init__(self, weight: float = 0.0, flow_side: int = FLOW_SIDE):
         self.weight = weight
         self.flow_side = flow_side
-        self._flow = fl.Flow("ultrafast")         # for the calling thread
-        self._worker_flow = fl.Flow("ultrafast")  # for the flow thread (DIS: one instance per thread)
+        self._flow = fl.Flow(FLOW_PRESET)         # for the calling thread
+        self._worker_flow = fl.Flow(FLOW_PRESET)  # for the flow thread (DIS: one instance per thread)
         self._executor: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[np.ndarray, np.ndarray | Future | None, Future]] = deque()
         self.cuts = 0  # fresh starts at a scene cut (not counting resets or size changes), for benchmarks
@@ -65,6 +73,7 @@ class TemporalBlender:
         self._pending.clear()  # flows already under way finish, unused
         self._prev_grey: np.ndarray | None = None
         self._prev_output: np.ndarray | None = None
+        self._painted_from: np.ndarray | None = None  # per pixel, the input grey its paint was made from
         self._held: np.ndarray | None = None  # what stabilize() last handed to the network
         self._held_grey: np.ndarray | None = None
 
@@ -72,7 +81,7 @@ class TemporalBlender:
         """The frame to give the network: where the input has not changed beyond noise since the frame the
         network was last given, that frame's pixels, exactly (a network answers noise with flicker); where it
         changed (and a little around it), the new ones."""
-        if self._keep_max <= 0:
+        if self._strength <= 0:
             self._held = self._held_grey = None
             return source_rgb
         size = flow_size(source_rgb.shape[1], source_rgb.shape[0], self.flow_side)
@@ -93,12 +102,12 @@ class TemporalBlender:
         return held.copy()  # the network's frame may wait in a queue: it must not change
 
     @property
-    def _keep_max(self) -> float:
-        return min(max(float(self.weight), 0.0), 1.0) * MAX_KEEP
+    def _strength(self) -> float:
+        return min(max(float(self.weight), 0.0), 1.0)
 
     def prepare(self, source_rgb: np.ndarray) -> None:
         """Start the flow of this frame, against the frame before it, on the flow thread."""
-        if self._keep_max <= 0:
+        if self._strength <= 0:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nst-flow")
@@ -106,30 +115,35 @@ class TemporalBlender:
         self._pending.append((source_rgb, prev, self._executor.submit(self._prepared, source_rgb, prev)))
 
     def __call__(self, source_rgb: np.ndarray, stylized_rgb: np.ndarray) -> np.ndarray:
-        keep_max = self._keep_max
-        if keep_max <= 0:
+        if self._strength <= 0:
             self._pending.clear()
-            self._prev_grey = self._prev_output = None
+            self._prev_grey = self._prev_output = self._painted_from = None
             return stylized_rgb
         grey, motion, cut = self._motion_for(source_rgb)
         prev_output, self._prev_grey = self._prev_output, grey
-        if motion is None or prev_output is None or prev_output.shape != stylized_rgb.shape:
+        painted_from = self._painted_from
+        if (motion is None or prev_output is None or prev_output.shape != stylized_rgb.shape
+                or painted_from is None or painted_from.shape != grey.shape):
             self.cuts += cut
-            self._prev_output = stylized_rgb.astype(np.float32)
+            self._prev_output, self._painted_from = stylized_rgb, grey
             return stylized_rgb
-        back, trust = motion
-        keep = trust * np.float32(keep_max)
+        back, consistent = motion
+        painted_from = fl.warp(painted_from, back, cv2.INTER_NEAREST)
+        trusted = consistent & (cv2.absdiff(painted_from, grey) < self._strength * PHOTO_LEVEL)
+        region = cv2.erode(trusted.view(np.uint8), np.ones((REGION, REGION), np.uint8),
+                           borderType=cv2.BORDER_REPLICATE)
+        self._painted_from = np.where(region > 0, painted_from, grey)
+        keep = cv2.blur(region.astype(np.float32), (3, 3))  # a one-pixel feather where carrying ends
         h, w = stylized_rgb.shape[:2]
         hs, ws = back.shape[:2]
         if (w, h) != (ws, hs):
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
             back *= np.array([w / ws, h / hs], np.float32)
             keep = cv2.resize(keep, (w, h), interpolation=cv2.INTER_LINEAR)
-        moved = fl.warp(prev_output, back, INTERPOLATION)
-        out = cv2.blendLinear(moved, stylized_rgb.astype(np.float32), keep, 1.0 - keep)
-        np.clip(out, 0.0, 255.0, out=out)  # cubic interpolation overshoots a little at sharp edges
-        self._prev_output = out  # kept in float: rounding every frame would stall slow changes in still parts
-        return cv2.convertScaleAbs(out)  # rounded
+        moved = fl.warp(prev_output, back, cv2.INTER_NEAREST)
+        out = cv2.blendLinear(moved, np.ascontiguousarray(stylized_rgb), keep, 1.0 - keep)
+        self._prev_output = out
+        return out
 
     # The flow: (grey at the flow size, (flow into the previous frame, trust) or None, whether it is a cut).
 
@@ -165,21 +179,18 @@ def flow_size(width: int, height: int, side: int = FLOW_SIDE) -> tuple[int, int]
 
 
 def motion(prev_grey: np.ndarray, grey: np.ndarray, flow: fl.Flow, still: float = 0.0):
-    """(flow from `grey` into `prev_grey`, trust in 0..1 per pixel, float32), or None at a scene cut."""
+    """(flow from `grey` into `prev_grey`, bool mask of where it is consistent and stays in the picture), or
+    None at a scene cut (too little of the picture found again in the frame before)."""
     back = flow(grey, prev_grey)
     fwd = flow(prev_grey, grey)
     miss, lengths = fl.consistency_error(back, fwd)
-    trusted = (miss <= 0.01 * lengths + FB_TOLERANCE) & fl.inside(back)
+    consistent = (miss <= 0.01 * lengths + FB_TOLERANCE) & fl.inside(back)
     if still > 0:
         back[fl.length2(back) < still * still] = 0.0
-    difference = cv2.absdiff(grey, fl.warp(prev_grey, back)).astype(np.float32)
-    trust = np.clip(1.0 - difference / PHOTO_LEVEL, 0.0, 1.0)
-    trust *= trusted
-    # Keep one pixel away from where trust ends: the flow is least right at the edges of what moves.
-    trust = cv2.erode(trust, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    if float(trust.mean()) < CUT_TRUSTED:
+    found = consistent & (cv2.absdiff(grey, fl.warp(prev_grey, back)) < PHOTO_LEVEL)
+    if float(found.mean()) < CUT_TRUSTED:
         return None
-    return back, trust
+    return back, consistent
 
 
 def warping_error(sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray], preset: str = "medium") -> float:

@@ -98,10 +98,12 @@ def test_less_flicker_while_the_camera_pans():
     off = [_network(s, np.random.default_rng(i)) for i, s in enumerate(sources)]
     on, styled = _run(TemporalBlender(1.0), sources, np.random.default_rng(60))
     assert warping_error(sources, on) <= 0.75 * warping_error(sources, off)
-    # The picture follows the camera (no smear): each output is much closer to its own frame's stylization
-    # than to the output before it.
-    for i in range(1, 12):
-        assert np.abs(on[i].astype(int) - styled[i]).mean() < 0.5 * np.abs(on[i].astype(int) - on[i - 1]).mean()
+    # The paint moves with the picture (no smear, no paint left where it was): away from the edge the camera
+    # uncovers, each output is the one before moved 2 pixels left, not the one before as it was.
+    for i in range(2, 12):
+        now, before = on[i][:, 8:-8].astype(int), on[i - 1][:, 8:-8].astype(int)
+        moved = on[i - 1][:, 10:-6].astype(int)
+        assert np.abs(now - moved).mean() < 0.5 * np.abs(now - before).mean()
 
 
 def test_no_ghost_where_a_moving_object_was():
@@ -113,13 +115,19 @@ def test_no_ghost_where_a_moving_object_was():
         y = _network(blender.stabilize(src), np.random.default_rng(i))
         out = blender(src, y)
     # Where the square was in the frames before and is no longer, nothing of it is left: the output is what
-    # the network made of the background there, give or take the flicker blending removes.
+    # the network made of the background there (of this frame or, carried along, of one before), and not a
+    # pixel is nearer the square's paint than the background's.
     left = (slice(24, 48), slice(8, 50))
     square = _network(_scene(rng, square_x=32))[24:48, 32:56].astype(int)
     background = y[left].astype(int)
     assert np.abs(out[left].astype(int) - background).mean() < 0.25 * np.abs(square.mean(axis=(0, 1))
                                                                            - background.mean(axis=(0, 1))).max()
-    assert np.abs(out[left].astype(int) - background).max() < 80
+    clean = _network(_scene(rng, noise=0))[left].astype(int)  # the background's paint, without the redraws
+    def nearer_the_square(picture):
+        picture = picture[left].astype(int)
+        return (np.linalg.norm(picture - square.mean(axis=(0, 1)), axis=2)
+                < np.linalg.norm(picture - clean, axis=2)).mean()
+    assert nearer_the_square(out) <= nearer_the_square(y) + 0.01  # the redraws alone put some pixels there
     # ... and the square itself, where it arrived, is the new frame's (no trail of the old background on it).
     arrived = (slice(26, 46), slice(52, 72))
     assert np.abs(out[arrived].astype(int) - y[arrived]).mean() < 4

@@ -31,9 +31,12 @@ SIZE_WARNING = 1_500_000  # bytes: the gallery is committed, keep it light
 
 
 def pick_styles(spec: str | None) -> list[tuple[str, str]]:
-    """(name, title) per style: the ones named in `spec` (comma-separated), or every available style."""
+    """(name, title) per style: the ones named in `spec` (comma-separated), or every available style with
+    its full network (a NAME-lite beside its NAME only in samples/gallery_lite.jpg: see the README)."""
     registry = StyleRegistry()
     names = [s.strip() for s in spec.split(",") if s.strip()] if spec else registry.names()
+    if not spec:
+        names = [n for n in names if not (n.endswith("-lite") and n.removesuffix("-lite") in names)]
     if not names:
         raise NstError("no styles found; train one with `nst-video train` or name them with --styles")
     return [(name, read_info(registry.resolve(name)).title or name) for name in names]

@@ -23,6 +23,12 @@ from nst_video.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, TransformerNet,
 FORMAT = "nst-video-style"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
+LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (scripts/distill_bundled.py)
+
+
+def counterpart(name: str) -> str:
+    """The other network of the same style: mosaic <-> mosaic-lite."""
+    return name.removesuffix(LITE_SUFFIX) if name.endswith(LITE_SUFFIX) else name + LITE_SUFFIX
 BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
 USER_DIR_ENV = "NST_VIDEO_STYLES"
 

@@ -20,7 +20,7 @@ from nst_video import report
 from nst_video.errors import NstError
 from nst_video.images import save_image
 from nst_video.model import TransformerNet
-from nst_video.styles import StyleInfo, StyleRegistry
+from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart
 from nst_video.stylizer import Stylizer
 from nst_video.temporal import TemporalBlender
 from nst_video.video_io import VideoSink
@@ -65,14 +65,6 @@ def command_for(key: str | None) -> str | None:
 
 def log(message: str) -> None:
     report.event("webcam", message)
-
-
-LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (scripts/distill_bundled.py)
-
-
-def counterpart(name: str) -> str:
-    """The other network of the same style: mosaic <-> mosaic-lite."""
-    return name.removesuffix(LITE_SUFFIX) if name.endswith(LITE_SUFFIX) else name + LITE_SUFFIX
 
 
 def installed_styles(lite: bool, registry: StyleRegistry | None = None) -> list[str]:

@@ -4,6 +4,7 @@ signals (exit status, temporary files removed)."""
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import signal
 import threading
@@ -12,8 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from PIL import Image
 from web_helpers import Server, decompression_bomb_png, encode, make_clip, photo_rgb, server_env
 
+from nst_video.images import load_image
+from nst_video.stylizer import Stylizer
 from nst_video.video_io import VideoSource
 
 STYLES = "mosaic,randomstyle"
@@ -337,8 +341,22 @@ def test_live_websocket_stylizes_frames_and_drops_stale_ones(server):
         meta = json.loads(ws.recv(timeout=60))
         assert meta["type"] == "frame" and meta["style"] == "randomstyle" and (meta["width"], meta["height"]) == \
             (128, 96)
+        assert meta["network"] == "johnson"  # no randomstyle-lite: the full network
         picture = ws.recv(timeout=60)
         assert isinstance(picture, bytes) and picture[:2] == b"\xff\xd8"  # JPEG
+
+        # On this CPU server, live frames in mosaic run the bundled mosaic-lite (real time), and look like it.
+        ws.send(json.dumps({"style": "mosaic", "strength": 1.0}))
+        assert json.loads(ws.recv(timeout=30))["style"] == "mosaic"
+        ws.send(frame)
+        meta = json.loads(ws.recv(timeout=60))
+        assert meta["type"] == "frame" and meta["style"] == "mosaic" and meta["network"] == "lite"
+        live = np.asarray(Image.open(io.BytesIO(ws.recv(timeout=60))).convert("RGB")).astype(int)
+        expected = {}
+        for name in ("mosaic", "mosaic-lite"):
+            stylizer = Stylizer.from_style(name, device="cpu", backend="torch")
+            expected[name] = stylizer.stylize_image(load_image(io.BytesIO(frame), max_size=128).rgb).astype(int)
+        assert np.abs(live - expected["mosaic-lite"]).mean() < 0.75 * np.abs(live - expected["mosaic"]).mean()  # JPEG: ~0.5x
 
         ws.send(json.dumps({"style": "nope"}))
         assert "unknown style" in json.loads(ws.recv(timeout=30))["message"]

@@ -23,7 +23,7 @@ from nst_video.errors import NstError
 from nst_video.graphs import cache_root
 from nst_video.images import encode_image, load_image
 from nst_video.model import TransformerNet
-from nst_video.styles import StyleInfo, StyleRegistry, load_model, read_info
+from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart, load_model, read_info
 from nst_video.stylizer import Stylizer
 from nst_video.web.httperrors import ApiError
 from nst_video.web.worker import DeviceWorker
@@ -43,6 +43,12 @@ class StyleCatalog:
         self.infos: dict[str, StyleInfo] = {}
         for info in infos:
             self.infos.setdefault(info.key, info)
+        # The lite network of each listed full style, where one is installed (NAME-lite), for the live camera
+        # on a CPU: real time there needs it (see live.py). Not listed itself unless asked for.
+        installed = {info.key: info for info in registry.available()}
+        self.lite: dict[str, StyleInfo] = {
+            key: installed[counterpart(key)] for key, info in self.infos.items()
+            if not key.endswith(LITE_SUFFIX) and info.architecture != "lite" and counterpart(key) in installed}
         self._models: dict[str, TransformerNet] = {}
         self._lock = threading.Lock()
 
@@ -58,13 +64,16 @@ class StyleCatalog:
             raise ApiError(404, f"unknown style '{name}'; available styles: {', '.join(self.infos)}")
         return self.infos[name]
 
-    def model(self, name: str) -> TransformerNet:
-        """The style's network, loaded on first use (any thread)."""
+    def model(self, name: str, lite: bool = False) -> TransformerNet:
+        """The style's network, loaded on first use (any thread); with `lite`, its lite network where one is
+        installed."""
         info = self.info(name)
+        if lite and name in self.lite:
+            info = self.lite[name]
         with self._lock:
-            if name not in self._models:
-                self._models[name] = load_model(info.path)[1]
-            return self._models[name]
+            if info.key not in self._models:
+                self._models[info.key] = load_model(info.path)[1]
+            return self._models[info.key]
 
     def describe(self, name: str) -> dict:
         info = self.info(name)
@@ -72,9 +81,10 @@ class StyleCatalog:
                 "thumbnail": f"styles/{quote(name, safe='')}/thumbnail.jpg"}
 
 
-def use_style(stylizer: Stylizer, catalog: StyleCatalog, style: str, strength: float, preserve_color: bool) -> None:
+def use_style(stylizer: Stylizer, catalog: StyleCatalog, style: str, strength: float, preserve_color: bool,
+              lite: bool = False) -> None:
     """Set the Stylizer up for one task (each task sets all of it: tasks share the worker's Stylizer)."""
-    stylizer.set_model(catalog.model(style))
+    stylizer.set_model(catalog.model(style, lite))
     stylizer.strength = strength
     stylizer.preserve_color = preserve_color
 

@@ -2,7 +2,6 @@
 
     python benchmarks/bench_video.py                  # 480p, 720p, 1080p (+ 2160p on a GPU); FP32 (+ FP16 on a GPU)
     python benchmarks/bench_video.py --quick          # small sizes, few frames: a smoke test of the figures
-    python benchmarks/bench_video.py --flicker samples/clips/bunny.mp4 --style mosaic   # flicker vs --temporal
 
 Columns (frames per second, higher is better):
   network   Stylizer.stylize_stream on frames already decoded in memory (on CUDA: with its uploads/downloads)
@@ -30,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nst_video.model import TransformerNet  # noqa: E402
 from nst_video.stylizer import Stylizer, frames_to_tensor, tensor_to_frames  # noqa: E402
-from nst_video.temporal import TemporalBlender, flicker  # noqa: E402
 from nst_video.video_io import VideoSink, VideoSource  # noqa: E402
 from nst_video.video_job import run_video  # noqa: E402
 
@@ -147,32 +145,6 @@ def bench(args) -> None:
                     torch.cuda.empty_cache()
 
 
-def bench_flicker(args) -> None:
-    """Flicker (mean change of the output where the input held still, 0..255) with and without --temporal."""
-    from PIL import Image
-
-    device = "auto" if args.device == "auto" else args.device
-    stylizer = Stylizer(make_model(args.style), device=device, batch_size=args.batch_size)
-    sources = []
-    with VideoSource(args.flicker) as source:
-        for frame in source:
-            im = Image.fromarray(frame.rgb)
-            if args.flicker_width and im.width > args.flicker_width:
-                im = im.resize((args.flicker_width, round(im.height * args.flicker_width / im.width)),
-                               Image.Resampling.LANCZOS)
-            sources.append(np.asarray(im))
-            if len(sources) == args.flicker_frames:
-                break
-    styled = stylizer.stylize(sources)
-    print(f"clip: {args.flicker}, first {len(sources)} frames at {sources[0].shape[1]}x{sources[0].shape[0]}; "
-          f"style: {args.style or 'random weights'}")
-    print(f"input flicker (the same measure on the input): {flicker(sources, sources):.2f}")
-    for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
-        blender = TemporalBlender(weight)
-        outputs = [blender(s, y) for s, y in zip(sources, styled, strict=True)]
-        print(f"--temporal {weight:<4}: flicker {flicker(sources, outputs):6.2f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and few frames")
@@ -181,14 +153,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--style", help="a style name or file (default: random weights)")
-    parser.add_argument("--flicker", type=Path, help="measure flicker with and without --temporal on this clip")
-    parser.add_argument("--flicker-frames", type=int, default=48)
-    parser.add_argument("--flicker-width", type=int, default=480, help="downscale the clip to this width")
     args = parser.parse_args()
-    if args.flicker:
-        bench_flicker(args)
-    else:
-        bench(args)
+    bench(args)
 
 
 if __name__ == "__main__":

@@ -356,7 +356,8 @@ def test_live_websocket_stylizes_frames_and_drops_stale_ones(server):
         for name in ("mosaic", "mosaic-lite"):
             stylizer = Stylizer.from_style(name, device="cpu", backend="torch")
             expected[name] = stylizer.stylize_image(load_image(io.BytesIO(frame), max_size=128).rgb).astype(int)
-        assert np.abs(live - expected["mosaic-lite"]).mean() < 0.75 * np.abs(live - expected["mosaic"]).mean()  # JPEG: ~0.5x
+        # (JPEG at quality 85 leaves it ~0.5x as far from the lite network's picture as from the full one's)
+        assert np.abs(live - expected["mosaic-lite"]).mean() < 0.75 * np.abs(live - expected["mosaic"]).mean()
 
         ws.send(json.dumps({"style": "nope"}))
         assert "unknown style" in json.loads(ws.recv(timeout=30))["message"]

@@ -7,7 +7,8 @@ Protocol (all JSON text messages have a "type"):
   server -> page  text   {"type": "ready", "style", "styles", "max_size"} once; {"type": "settings", ...} after
                          a change; {"type": "frame", "style", "network", "network_ms", "width", "height",
                          "dropped"} right before each stylized frame ("network": "lite" where a CPU
-                         server runs the style's lite network for live frames); {"type": "busy", "retry_after_ms"} when the worker is full;
+                         server runs the style's lite network for live frames); {"type": "busy",
+                         "retry_after_ms"} when the worker is full;
                          {"type": "error", "message"} for a bad setting, with "frame": true for a frame
                          that could not be stylized (the connection stays open)
                   binary the stylized frame (JPEG)

@@ -451,3 +451,24 @@ def test_bad_serve_options_are_one_error_line(server, style_dir, graph_cache, ca
     result = run_cli("serve", "--backend", "torch", *args, env_extra=server_env(style_dir, graph_cache), timeout=240)
     assert result.returncode == code, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(start) and "Traceback" not in result.stderr
+
+
+def test_catalog_lists_each_style_once_and_keeps_the_lite_network_for_live_frames(tmp_path):
+    import torch
+
+    from nst_video.model import build_network
+    from nst_video.styles import StyleInfo, StyleRegistry, save_style
+    from nst_video.web.catalog import StyleCatalog
+
+    for name, architecture in [("alpha", "johnson"), ("alpha-lite", "lite"), ("beta-lite", "lite")]:
+        torch.manual_seed(len(name))
+        save_style(tmp_path / f"{name}.safetensors", build_network(architecture).state_dict(),
+                   StyleInfo(name=name, architecture=architecture))
+    registry = StyleRegistry([tmp_path])
+    catalog = StyleCatalog(None, registry=registry)
+    assert sorted(catalog.names()) == ["alpha", "beta-lite"]  # a lite network with no full one stays listed
+    assert set(catalog.lite) == {"alpha"}
+    full, lite = catalog.model("alpha"), catalog.model("alpha", lite=True)
+    assert sum(p.numel() for p in lite.parameters()) < sum(p.numel() for p in full.parameters()) / 2
+    # Named explicitly, a lite style is served as itself.
+    assert StyleCatalog(["alpha", "alpha-lite"], registry=registry).names() == ["alpha", "alpha-lite"]

@@ -35,9 +35,14 @@ SAMPLE_PHOTO = STATIC / "sample.jpg"
 class StyleCatalog:
     def __init__(self, names: list[str] | None = None, registry: StyleRegistry | None = None):
         """`names`: style names or files (an unknown one is an NstError now, before the server starts);
-        None: every installed style."""
+        None: every installed style, each once (NAME-lite not beside NAME: live frames on a CPU use it)."""
         registry = registry or StyleRegistry()
-        infos = [read_info(registry.resolve(n)) for n in names] if names else registry.available()
+        if names:
+            infos = [read_info(registry.resolve(n)) for n in names]
+        else:
+            infos = registry.available()
+            keys = {info.key for info in infos}
+            infos = [i for i in infos if not (i.key.endswith(LITE_SUFFIX) and counterpart(i.key) in keys)]
         if not infos:
             raise NstError("no styles installed; train one with `nst-video train` or pass --styles FILE")
         self.infos: dict[str, StyleInfo] = {}

@@ -37,6 +37,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "scripts"))  # evaluate_styles: the style distance, measured one way
 
 from nst_video.stylizer import Stylizer, frames_to_tensor  # noqa: E402
 from nst_video.temporal import TemporalBlender, block_motion, flicker, warping_error  # noqa: E402
@@ -44,7 +45,6 @@ from nst_video.video_io import VideoSource  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 VGG = ROOT.parent / "shared" / "data" / "vgg" / "vgg16_to_relu4_3_fp16.pth"
-STYLE_IMAGE_DIRS = [ROOT / "samples" / "styles", ROOT.parent / "shared" / "data" / "styles"]
 DEFAULT_CLIPS = ["asl-book__intel.mkv", "flower__mdn-cc0.mp4", "stream-of-water__mdn.mp4", "desks__exoplayer.3gp",
                  "cut:asl-book__intel.mkv+friday__mdn-cc0.mp4"]
 KINDS = {"asl-book__intel.mkv": "still camera, person signing", "flower__mdn-cc0.mp4": "moving flower, slow camera",
@@ -112,10 +112,13 @@ def fit(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 class StyleDistance:
+    """The style loss of scripts/evaluate_styles.py, of video frames."""
+
     def __init__(self, style_image: Path, vgg: Path):
+        from evaluate_styles import measuring_loss
+
         from nst_video.training.data import load_rgb_tensor
-        from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
-        self.net = PerceptualLoss(load_vgg_weights(vgg), 1.0, 1e5, 0.0)
+        self.net = measuring_loss(vgg)
         self.net.set_style(load_rgb_tensor(style_image, max_size=256)[None])
 
     @torch.no_grad()
@@ -126,10 +129,10 @@ class StyleDistance:
 
 
 def style_image_for(style: str) -> Path | None:
+    from evaluate_styles import find_style_image
+
     from nst_video.styles import StyleRegistry
-    info = StyleRegistry().load(style)[0]
-    name = info.training.get("style_image", "")
-    return next((d / name for d in STYLE_IMAGE_DIRS if name and (d / name).is_file()), None)
+    return find_style_image(StyleRegistry().load(style)[0].training.get("style_image", ""))
 
 
 def run_blender(blender, sources, styled, stylizer=None, prepare: bool = False):

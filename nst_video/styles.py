@@ -29,6 +29,16 @@ LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (sc
 def counterpart(name: str) -> str:
     """The other network of the same style: mosaic <-> mosaic-lite."""
     return name.removesuffix(LITE_SUFFIX) if name.endswith(LITE_SUFFIX) else name + LITE_SUFFIX
+
+
+def one_per_style(names: list[str], lite: bool = False) -> list[str]:
+    """Each style of `names` once: as its lite network where `lite` and one is there, else as the full one;
+    full styles first, then the lite-only ones."""
+    full = [n for n in names if not n.endswith(LITE_SUFFIX)]
+    full += [n for n in names if n.endswith(LITE_SUFFIX) and counterpart(n) not in names]  # lite-only styles
+    if not lite:
+        return full
+    return [counterpart(n) if counterpart(n) in names and not n.endswith(LITE_SUFFIX) else n for n in full]
 BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
 USER_DIR_ENV = "NST_VIDEO_STYLES"
 

@@ -145,7 +145,8 @@ class TemporalBlender:
         self._prev_output = out
         return out
 
-    # The flow: (grey at the flow size, (flow into the previous frame, trust) or None, whether it is a cut).
+    # The flow: (grey at the flow size, (flow into the previous frame, consistent mask) or None, whether it is a
+    # cut).
 
     def _motion_for(self, source_rgb: np.ndarray):
         if self._pending:

@@ -20,7 +20,7 @@ from nst_video import report
 from nst_video.errors import NstError
 from nst_video.images import save_image
 from nst_video.model import TransformerNet
-from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart
+from nst_video.styles import StyleInfo, StyleRegistry, counterpart, one_per_style
 from nst_video.stylizer import Stylizer
 from nst_video.temporal import TemporalBlender
 from nst_video.video_io import VideoSink
@@ -69,12 +69,7 @@ def log(message: str) -> None:
 
 def installed_styles(lite: bool, registry: StyleRegistry | None = None) -> list[str]:
     """Every installed style once, as its lite network where `lite` and one exists, else as the full one."""
-    names = (registry or StyleRegistry()).names()
-    full = [n for n in names if not n.endswith(LITE_SUFFIX)]
-    full += [n for n in names if n.endswith(LITE_SUFFIX) and counterpart(n) not in names]  # lite-only styles
-    if not lite:
-        return full
-    return [counterpart(n) if counterpart(n) in names and not n.endswith(LITE_SUFFIX) else n for n in full]
+    return one_per_style((registry or StyleRegistry()).names(), lite)
 
 
 def load_styles(names: list[str] | None, registry: StyleRegistry | None = None, lite: bool = False

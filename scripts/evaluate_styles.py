@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--styles", help="comma-separated style names (default: every installed one)")
     args = ap.parse_args()
 
-    loss_net = PerceptualLoss(load_vgg_weights(args.vgg_weights), 1.0, 1e5, 0.0)
+    loss_net = measuring_loss(args.vgg_weights)
     photos = [load_image(p, max_size=args.max_size).rgb for p in expand_inputs([str(args.photos)])]
     table = Table("style", "network", "style loss: photo", "style loss: output", "content loss: photo",
                   "content loss: output", "style vs full", "content vs full", box=None)
@@ -70,6 +70,12 @@ def main() -> None:
         ratios = [f"{results[info.key][k] / full[k]:.2f}x" for k in ("so", "co")] if full else ["", ""]
         table.add_row(info.key, info.architecture, *(f"{sums[k] / n:.3g}" for k in ("sp", "so", "cp", "co")), *ratios)
     Console(width=160).print(table)
+
+
+def measuring_loss(vgg_weights) -> PerceptualLoss:
+    """The losses reported here (and by benchmarks/bench_temporal.py): content and style unweighted, style
+    x1e5 for readability, no TV term."""
+    return PerceptualLoss(load_vgg_weights(vgg_weights), 1.0, 1e5, 0.0)
 
 
 def find_style_image(name: str) -> Path | None:

@@ -22,7 +22,7 @@ from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
 from nst_video.images import expand_inputs, load_image
 from nst_video.progress import progress_bar
-from nst_video.styles import StyleRegistry, read_info
+from nst_video.styles import StyleRegistry, one_per_style, read_info
 
 ROOT = Path(__file__).resolve().parent.parent
 GAP, LABEL_HEIGHT, FONT_SIZE = 6, 34, 18
@@ -34,9 +34,7 @@ def pick_styles(spec: str | None) -> list[tuple[str, str]]:
     """(name, title) per style: the ones named in `spec` (comma-separated), or every available style with
     its full network (a NAME-lite beside its NAME only in samples/gallery_lite.jpg: see the README)."""
     registry = StyleRegistry()
-    names = [s.strip() for s in spec.split(",") if s.strip()] if spec else registry.names()
-    if not spec:
-        names = [n for n in names if not (n.endswith("-lite") and n.removesuffix("-lite") in names)]
+    names = [s.strip() for s in spec.split(",") if s.strip()] if spec else one_per_style(registry.names())
     if not names:
         raise NstError("no styles found; train one with `nst-video train` or name them with --styles")
     return [(name, read_info(registry.resolve(name)).title or name) for name in names]

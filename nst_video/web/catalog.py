@@ -23,7 +23,7 @@ from nst_video.errors import NstError
 from nst_video.graphs import cache_root
 from nst_video.images import encode_image, load_image
 from nst_video.model import TransformerNet
-from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart, load_model, read_info
+from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart, load_model, one_per_style, read_info
 from nst_video.stylizer import Stylizer
 from nst_video.web.httperrors import ApiError
 from nst_video.web.worker import DeviceWorker
@@ -37,12 +37,11 @@ class StyleCatalog:
         """`names`: style names or files (an unknown one is an NstError now, before the server starts);
         None: every installed style, each once (NAME-lite not beside NAME: live frames on a CPU use it)."""
         registry = registry or StyleRegistry()
+        installed = {info.key: info for info in registry.available()}
         if names:
             infos = [read_info(registry.resolve(n)) for n in names]
         else:
-            infos = registry.available()
-            keys = {info.key for info in infos}
-            infos = [i for i in infos if not (i.key.endswith(LITE_SUFFIX) and counterpart(i.key) in keys)]
+            infos = [installed[n] for n in one_per_style(list(installed))]
         if not infos:
             raise NstError("no styles installed; train one with `nst-video train` or pass --styles FILE")
         self.infos: dict[str, StyleInfo] = {}
@@ -50,7 +49,6 @@ class StyleCatalog:
             self.infos.setdefault(info.key, info)
         # The lite network of each listed full style, where one is installed (NAME-lite), for the live camera
         # on a CPU: real time there needs it (see live.py). Not listed itself unless asked for.
-        installed = {info.key: info for info in registry.available()}
         self.lite: dict[str, StyleInfo] = {
             key: installed[counterpart(key)] for key, info in self.infos.items()
             if not key.endswith(LITE_SUFFIX) and info.architecture != "lite" and counterpart(key) in installed}

@@ -438,8 +438,8 @@ LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "
 
 @main.command()
 @config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
-                "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "checkpoint_interval",
-                "sample_interval", "log_interval", "amp", *LOSS_OPTIONS)
+                "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "motion_weight",
+                "motion_shift", "checkpoint_interval", "sample_interval", "log_interval", "amp", *LOSS_OPTIONS)
 def train(**options):
     """Train a new style (Johnson et al. recipe) and write its style file.
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from nst_video.errors import NstError
 from nst_video.styles import load_style
-from nst_video.training.train import TrainConfig, train
+from nst_video.training.train import TrainConfig, moved_by, random_motion, train
 from tests.conftest import ROOT, needs_shared_data, run_cli
 
 
@@ -45,6 +45,28 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     losses = {r["step"]: r["total"] for r in _log(tmp_path / "a") if "total" in r}
     resumed_losses = {r["step"]: r["total"] for r in _log(tmp_path / "b") if "total" in r}
     assert losses[3] == resumed_losses[3] and losses[4] == resumed_losses[4]
+
+
+def test_motion_term_moves_pictures_like_a_camera_and_resumes_exactly(tiny_data, tmp_path):
+    # The synthetic camera motion: with no turn or zoom, a shift of whole pixels moves the picture by them.
+    torch.manual_seed(3)
+    images = torch.rand(2, 3, 24, 32)
+    grid, inside = random_motion(images, max_shift=0.0, max_turn_degrees=0.0, max_scale=0.0)
+    assert torch.allclose(moved_by(images, grid), images, atol=1e-5) and bool(inside.all())
+    grid, inside = random_motion(images, max_shift=3.0)
+    assert 0.5 < float(inside.mean()) < 1.0  # some pixels come from outside the picture: not compared
+    shift = torch.tensor([2 * 2 / 32, 0.0])  # two pixels to the right, in affine_grid's units
+    moved = moved_by(images, grid * 0 + torch.nn.functional.affine_grid(
+        torch.tensor([[[1.0, 0, shift[0]], [0, 1, 0]]] * 2), [2, 1, 24, 32], align_corners=False))
+    assert torch.allclose(moved[..., :-2], images[..., 2:], atol=1e-5)
+    # In training: logged as its own term, and a resumed run draws the same motions as a straight one.
+    straight = train(_cfg(tiny_data, tmp_path / "a", motion_weight=50.0))
+    train(_cfg(tiny_data, tmp_path / "b", max_steps=2, motion_weight=50.0))
+    resumed = train(_cfg(tiny_data, tmp_path / "b", max_steps=4, resume=True, motion_weight=50.0))
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    motion = [r["motion"] for r in _log(tmp_path / "a") if "motion" in r]
+    assert len(motion) == 4 and all(m > 0 for m in motion)
 
 
 def test_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp_path):
@@ -192,6 +214,6 @@ def test_train_help_lists_the_documented_interface():
     for option in ("--content-dir", "--style-image", "--name", "--output", "--vgg-weights", "--checkpoint-dir",
                    "--resume", "--batch-size", "--image-size", "--lr", "--max-steps", "--num-workers",
                    "--content-weight", "--style-weight", "--tv-weight", "--checkpoint-interval", "--sample-interval",
-                   "--log-interval", "--amp", "--device", "--seed"):
+                   "--log-interval", "--amp", "--device", "--seed", "--stability-weight", "--motion-weight"):
         assert option in r.stdout, option
     assert ROOT.is_dir() and os.environ.get("NST_VIDEO_STYLES")

@@ -57,7 +57,7 @@ def diagnose(content: str, style: str, cfg: TrainConfig, steps: int = 5, console
     rows = []
     for step in range(steps):
         batch = torch.stack([session.dataset[(step, slot)][0] for slot in range(cfg.batch_size)]).to(device)
-        outcome = guarded_step(session, batch)
+        outcome = guarded_step(session, batch, step=step)
         row = {"content": math.nan, "style": math.nan, "tv": math.nan, "total": math.nan} | outcome.terms
         row["grad"] = outcome.grad_norm
         rows.append(row)

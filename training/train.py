@@ -73,6 +73,11 @@ class TrainConfig:
     stability_weight: float = setting(0.0, "Weight of the anti-flicker term (output of a frame vs a noised copy). "
                                       "0 = off.", min=0)
     stability_noise: float = setting(0.02, min=0)
+    motion_weight: float = setting(0.0, "Weight of the motion term: the output of a slightly moved copy of a photo "
+                                   "(shifted, turned, scaled) vs the output moved the same way, so the network "
+                                   "moves its texture with the picture instead of redrawing it. 0 = off.", min=0)
+    motion_shift: float = setting(3.0, "Largest shift (pixels) of the motion term; turns up to 2 degrees and "
+                                  "scales up to 2% come with it.", min=0)
     clip_grad_norm: float = setting(10.0, min=0, min_open=True)
     nan_patience: int = setting(3, "Non-finite steps in a row before rolling back.", min=1)
     checkpoint_interval: int = setting(1000, min=1)
@@ -137,9 +142,35 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
                    ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed))
 
 
-def guarded_step(s: Session, content: torch.Tensor, poison: bool = False) -> StepOutcome:
-    """One optimiser step on a batch; nothing non-finite reaches the weights. `poison` makes the loss NaN
-    (fault injection for the tests of this guard)."""
+def random_motion(images: torch.Tensor, max_shift: float, max_turn_degrees: float = 2.0, max_scale: float = 0.02,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random small camera motion per image of the batch (shift up to `max_shift` pixels, turn, zoom) as a
+    sampling grid for `moved_by`, and the (N, 1, H, W) mask of the pixels that have a source in the picture.
+    Synthetic motion stands in for video: the network learns to move its texture along with what it paints
+    (after Wang et al., "Consistent video style transfer via compound regularization", AAAI 2020). The motions
+    are a function of `seed` (training passes its seed and the step, so a resumed run draws the same ones)."""
+    n, _, h, w = images.shape
+    g = torch.Generator().manual_seed(seed)
+    uniform = lambda: torch.rand(n, generator=g) * 2 - 1  # noqa: E731
+    turn = uniform() * math.radians(max_turn_degrees)
+    scale = 1 + uniform() * max_scale
+    # affine_grid works in [-1, 1] units: a shift of p pixels is 2p / size.
+    shift_x, shift_y = uniform() * 2 * max_shift / w, uniform() * 2 * max_shift / h
+    cos, sin = torch.cos(turn) * scale, torch.sin(turn) * scale
+    theta = torch.stack([torch.stack([cos, -sin * h / w, shift_x], 1), torch.stack([sin * w / h, cos, shift_y], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta.to(images.device), [n, 1, h, w], align_corners=False)
+    inside = ((grid.abs() <= 1).all(dim=-1)).unsqueeze(1).float()
+    return grid, inside
+
+
+def moved_by(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
+                                           align_corners=False)
+
+
+def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: int = 0) -> StepOutcome:
+    """One optimiser step on a batch (the `step`-th: it picks the random motions); nothing non-finite reaches
+    the weights. `poison` makes the loss NaN (fault injection for the tests of this guard)."""
     cfg = s.cfg
     half = torch.float16 if s.device.type == "cuda" else torch.bfloat16
     with torch.autocast(s.device.type, dtype=half, enabled=s.use_amp):
@@ -154,6 +185,12 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False) -> Ste
             noised = s.model(content + cfg.stability_noise * torch.randn_like(content))
             terms["stability"] = cfg.stability_weight * torch.nn.functional.mse_loss(noised.float(), output.float())
             terms["total"] = terms["total"] + terms["stability"]
+        if cfg.motion_weight > 0:
+            grid, inside = random_motion(content, cfg.motion_shift, seed=cfg.seed * 1_000_003 + step)
+            moved = s.model(moved_by(content, grid))
+            difference = (moved.float() - moved_by(output.float(), grid)) ** 2 * inside
+            terms["motion"] = cfg.motion_weight * difference.sum() / (inside.sum() * output.shape[1]).clamp(min=1)
+            terms["total"] = terms["total"] + terms["motion"]
     loss = terms["total"] * float("nan") if poison else terms["total"]
     s.optimizer.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
@@ -201,7 +238,7 @@ def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
         while step < cfg.max_steps and not stop:
             content, used = next(batches)
             skipped |= _skipped_indices(s.dataset, step, used)
-            outcome = guarded_step(s, content.to(s.device, non_blocking=True), poison=step in poison)
+            outcome = guarded_step(s, content.to(s.device, non_blocking=True), poison=step in poison, step=step)
             poison.discard(step)  # each injected fault fires once, so a rollback can recover
 
             if outcome.problem:

@@ -3,6 +3,7 @@ again after the full styles are retrained.
 
     python scripts/distill_bundled.py --data ../shared/data                # all six
     python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
+    python scripts/distill_bundled.py --data ../shared/data --only mosaic --again --steps 250 --motion-weight 200
 
 Every run resumes from runs/<name>-lite/last.pt when it exists. The first style is distilled from random
 weights for --base-steps; the others start from its lite weights (--init-from) and need --steps: the small
@@ -30,6 +31,9 @@ def main() -> int:
     ap.add_argument("--base-steps", type=int, default=900)
     ap.add_argument("--steps", type=int, default=450)
     ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--again", action="store_true", help="start from each style's own lite weights (after its "
+                    "full style was retrained, e.g. with train_bundled.py --steady)")
+    ap.add_argument("--motion-weight", type=float, default=0.0, help="the motion term (see train_bundled.py --steady)")
     args = ap.parse_args()
 
     names = args.only.split(",") if args.only else list(STYLES)
@@ -38,17 +42,22 @@ def main() -> int:
         image, _, _ = STYLES[name]
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
         lite = f"{name}-lite"
+        runs = ROOT / "runs" / (f"{lite}-again" if args.again else lite)
         cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(args.out / f"{name}.safetensors"),
                "--name", lite, "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
-               "--checkpoint-dir", str(ROOT / "runs" / lite), "--output", str(args.out / f"{lite}.safetensors"),
+               "--checkpoint-dir", str(runs), "--output", str(args.out / f"{lite}.safetensors"),
                "--checkpoint-interval", "100", "--sample-interval", "150", "--device", "cpu",
                "--max-steps", str(args.base_steps if name == BASE else args.steps)]
-        if name != BASE:
+        if args.again:
+            cmd += ["--init-from", str(args.out / f"{lite}.safetensors")]
+        elif name != BASE:
             cmd += ["--init-from", str(base_lite)]
+        if args.motion_weight:
+            cmd += ["--motion-weight", str(args.motion_weight)]
         if name in STYLE_WEIGHT:
             cmd += ["--style-weight", str(STYLE_WEIGHT[name])]
-        if (ROOT / "runs" / lite / "last.pt").exists():
+        if (runs / "last.pt").exists():
             cmd.append("--resume")
         elif (args.out / f"{lite}.safetensors").exists():
             cmd.append("--force")

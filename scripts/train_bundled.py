@@ -3,11 +3,16 @@
     python scripts/train_bundled.py --data ../shared/data                 # all six, CPU settings
     python scripts/train_bundled.py --data ../shared/data --gpu           # the full recipe on a GPU
     python scripts/train_bundled.py --data ../shared/data --only udnie --max-steps 800
+    python scripts/train_bundled.py --data ../shared/data --only mosaic --steady    # then: steadier on video
 
 Every run resumes from runs/<name>/last.pt when it exists, so a long training can be done in pieces (e.g.
 10-minute slots on a GPU machine). The first style trains from random weights; the others may start from
 it (--init-from), which reaches a clearly stylized result in far fewer steps: the decoder has already
 learned to paint, only the palette and texture must change. Settings end up in each style's metadata.
+
+--steady fine-tunes a finished style in place for video: from its own weights, at a fifth of the learning
+rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
+instead of redrawing it), in runs/<name>-steady. The bundled `mosaic` went through it (README, "Flicker").
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ STYLES = {
     "udnie": ("styles/udnie.jpg", "Udnie", "Francis Picabia, Udnie (1913), public domain"),
 }
 BASE = "starry_night"
+STEADY_LR, STEADY_STEPS, STEADY_MOTION_WEIGHT = 2e-4, 300, 200.0  # --steady, on the CPU (README, "Flicker")
 
 
 def main() -> int:
@@ -46,6 +52,8 @@ def main() -> int:
     ap.add_argument("--style-weight", type=float, default=4e4,
                     help="at 128 px the trainer's default (1e5) buried the photo under the texture")
     ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--steady", action="store_true", help="fine-tune the finished styles with the motion term")
+    ap.add_argument("--motion-weight", type=float, default=STEADY_MOTION_WEIGHT, help="for --steady")
     args = ap.parse_args()
 
     names = args.only.split(",") if args.only else list(STYLES)
@@ -65,9 +73,18 @@ def main() -> int:
                "--style-weight", str(args.style_weight), "--checkpoint-dir", str(ROOT / "runs" / name),
                "--output", str(args.out / f"{name}.safetensors"),
                *settings]
-        if name != BASE and not args.from_scratch:
+        runs = ROOT / "runs" / name
+        if args.steady:
+            runs = ROOT / "runs" / f"{name}-steady"
+            cmd[cmd.index("--checkpoint-dir") + 1] = str(runs)
+            cmd += ["--init-from", str(args.out / f"{name}.safetensors"), "--lr", str(STEADY_LR),
+                    "--motion-weight", str(args.motion_weight)]
+            cmd += [] if args.gpu else ["--amp"]  # bfloat16 autocast on the CPU, as the lite distillations use
+            if not args.max_steps and not args.gpu:
+                cmd[cmd.index("--max-steps") + 1] = str(STEADY_STEPS)
+        elif name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
-        if (ROOT / "runs" / name / "last.pt").exists():
+        if (runs / "last.pt").exists():
             cmd.append("--resume")
         code = run(cmd)
         if code != 0:

@@ -327,6 +327,8 @@ def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
                     content_images=len(s.dataset) - len(skipped), final_lr=lr)
     if cfg.teacher:
         training["teacher"] = Path(cfg.teacher).name
+    if cfg.init_from:
+        training["init_from"] = Path(cfg.init_from).name  # a file name, as for the others: no local paths
     info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
                      training=training, architecture=cfg.architecture)
     out = save_style(cfg.output_path, s.model.state_dict(), info)

@@ -3,7 +3,7 @@ again after the full styles are retrained.
 
     python scripts/distill_bundled.py --data ../shared/data                # all six
     python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
-    python scripts/distill_bundled.py --data ../shared/data --only mosaic --again --steps 250 --motion-weight 200
+    python scripts/distill_bundled.py --data ../shared/data --only mosaic,starry_night --again --steps 250
 
 Every run resumes from runs/<name>-lite/last.pt when it exists. The first style is distilled from random
 weights for --base-steps; the others start from its lite weights (--init-from) and need --steps: the small
@@ -48,7 +48,7 @@ def main() -> int:
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
                "--checkpoint-dir", str(runs), "--output", str(args.out / f"{lite}.safetensors"),
                "--checkpoint-interval", "100", "--sample-interval", "150", "--device", "cpu",
-               "--max-steps", str(args.base_steps if name == BASE else args.steps)]
+               "--max-steps", str(args.base_steps if name == BASE and not args.again else args.steps)]
         if args.again:
             cmd += ["--init-from", str(args.out / f"{lite}.safetensors")]
         elif name != BASE:

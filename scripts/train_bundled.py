@@ -3,7 +3,7 @@
     python scripts/train_bundled.py --data ../shared/data                 # all six, CPU settings
     python scripts/train_bundled.py --data ../shared/data --gpu           # the full recipe on a GPU
     python scripts/train_bundled.py --data ../shared/data --only udnie --max-steps 800
-    python scripts/train_bundled.py --data ../shared/data --only mosaic --steady    # then: steadier on video
+    python scripts/train_bundled.py --data ../shared/data --only mosaic,starry_night --steady  # steadier on video
 
 Every run resumes from runs/<name>/last.pt when it exists, so a long training can be done in pieces (e.g.
 10-minute slots on a GPU machine). The first style trains from random weights; the others may start from
@@ -12,7 +12,8 @@ learned to paint, only the palette and texture must change. Settings end up in e
 
 --steady fine-tunes a finished style in place for video: from its own weights, at a fifth of the learning
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
-instead of redrawing it), in runs/<name>-steady. The bundled `mosaic` went through it (README, "Flicker").
+instead of redrawing it), in runs/<name>-steady. The bundled `mosaic` and `starry_night` went through it, and
+their lite styles were distilled again from them, with no motion term (README, "Flicker").
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ again after the full styles are retrained.
 
     python scripts/distill_bundled.py --data ../shared/data                # all six
     python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
-    python scripts/distill_bundled.py --data ../shared/data --only mosaic,starry_night --again --steps 250
+    python scripts/distill_bundled.py --data ../shared/data --only mosaic --again --steps 250
 
 Every run resumes from runs/<name>-lite/last.pt when it exists. The first style is distilled from random
 weights for --base-steps; the others start from its lite weights (--init-from) and need --steps: the small

@@ -13,7 +13,7 @@ learned to paint, only the palette and texture must change. Settings end up in e
 --steady fine-tunes a finished style in place for video: from its own weights, at a fifth of the learning
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
 instead of redrawing it), in runs/<name>-steady. The bundled `mosaic` and `starry_night` went through it, and
-their lite styles were distilled again from them, with no motion term (README, "Flicker").
+`mosaic-lite` was distilled again from its steadied teacher, with no motion term (README, "Flicker").
 """
 from __future__ import annotations
 

@@ -12,8 +12,9 @@ learned to paint, only the palette and texture must change. Settings end up in e
 
 --steady fine-tunes a finished style in place for video: from its own weights, at a fifth of the learning
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
-instead of redrawing it), in runs/<name>-steady. The bundled `mosaic` and `starry_night` went through it, and
-`mosaic-lite` was distilled again from its steadied teacher, with no motion term (README, "Flicker").
+instead of redrawing it), in runs/<name>-steady. All bundled styles but `the_scream` (whose frames
+moved away from its painting) went through it; `mosaic-lite` and `great_wave-lite` were distilled again from
+their steadied teachers, with no motion term (README, "Flicker").
 """
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ FORMAT = "nst-video-style"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (scripts/distill_bundled.py)
+BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
+USER_DIR_ENV = "NST_VIDEO_STYLES"
 
 
 def counterpart(name: str) -> str:
@@ -39,8 +41,6 @@ def one_per_style(names: list[str], lite: bool = False) -> list[str]:
     if not lite:
         return full
     return [counterpart(n) if counterpart(n) in names and not n.endswith(LITE_SUFFIX) else n for n in full]
-BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
-USER_DIR_ENV = "NST_VIDEO_STYLES"
 
 
 def user_styles_dir() -> Path:

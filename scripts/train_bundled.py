@@ -66,24 +66,22 @@ def main() -> int:
             settings = ["--image-size", "256", "--style-size", "512", "--batch-size", "4", "--amp",
                         "--max-steps", str(args.max_steps or 40_000), "--checkpoint-interval", "500"]
         else:  # CPU: the recipe at reduced size and steps (see README: a GPU retrain is due)
-            steps = args.max_steps or (1500 if name == BASE or args.from_scratch else 600)
+            steps = args.max_steps or (STEADY_STEPS if args.steady else
+                                       1500 if name == BASE or args.from_scratch else 600)
             settings = ["--image-size", "128", "--style-size", "256", "--batch-size", "4",
                         "--max-steps", str(steps), "--checkpoint-interval", "100", "--sample-interval", "100"]
+            if args.steady:
+                settings.append("--amp")  # bfloat16 autocast on the CPU, as the lite distillations use
+        runs = ROOT / "runs" / (f"{name}-steady" if args.steady else name)
         cmd = [sys.executable, "-m", "nst_video", "train", "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
                "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
-               "--style-weight", str(args.style_weight), "--checkpoint-dir", str(ROOT / "runs" / name),
+               "--style-weight", str(args.style_weight), "--checkpoint-dir", str(runs),
                "--output", str(args.out / f"{name}.safetensors"),
                *settings]
-        runs = ROOT / "runs" / name
         if args.steady:
-            runs = ROOT / "runs" / f"{name}-steady"
-            cmd[cmd.index("--checkpoint-dir") + 1] = str(runs)
             cmd += ["--init-from", str(args.out / f"{name}.safetensors"), "--lr", str(STEADY_LR),
                     "--motion-weight", str(args.motion_weight)]
-            cmd += [] if args.gpu else ["--amp"]  # bfloat16 autocast on the CPU, as the lite distillations use
-            if not args.max_steps and not args.gpu:
-                cmd[cmd.index("--max-steps") + 1] = str(STEADY_STEPS)
         elif name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
         if (runs / "last.pt").exists():

@@ -55,10 +55,14 @@ def test_motion_term_moves_pictures_like_a_camera_and_resumes_exactly(tiny_data,
     assert torch.allclose(moved_by(images, grid), images, atol=1e-5) and bool(inside.all())
     grid, inside = random_motion(images, max_shift=3.0)
     assert 0.5 < float(inside.mean()) < 1.0  # some pixels come from outside the picture: not compared
-    shift = torch.tensor([2 * 2 / 32, 0.0])  # two pixels to the right, in affine_grid's units
-    moved = moved_by(images, grid * 0 + torch.nn.functional.affine_grid(
-        torch.tensor([[[1.0, 0, shift[0]], [0, 1, 0]]] * 2), [2, 1, 24, 32], align_corners=False))
-    assert torch.allclose(moved[..., :-2], images[..., 2:], atol=1e-5)
+    two_right = torch.nn.functional.affine_grid(torch.tensor([[[1.0, 0, 2 * 2 / 32], [0, 1, 0]]] * 2),
+                                                [2, 1, 24, 32], align_corners=False)  # 2 px in [-1, 1] units
+    assert torch.allclose(moved_by(images, two_right)[..., :-2], images[..., 2:], atol=1e-5)
+    # A pure shift moves every pixel by the same amount, at most max_shift pixels.
+    still, _ = random_motion(images, max_shift=0.0, max_turn_degrees=0.0, max_scale=0.0)
+    shifted, _ = random_motion(images, max_shift=3.0, max_turn_degrees=0.0, max_scale=0.0, seed=5)
+    pixels = (shifted - still) * torch.tensor([32 / 2, 24 / 2])
+    assert torch.allclose(pixels, pixels[:, :1, :1], atol=1e-4) and 0 < float(pixels.abs().max()) <= 3.0
     # In training: logged as its own term, and a resumed run draws the same motions as a straight one.
     straight = train(_cfg(tiny_data, tmp_path / "a", motion_weight=50.0))
     train(_cfg(tiny_data, tmp_path / "b", max_steps=2, motion_weight=50.0))

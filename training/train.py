@@ -186,6 +186,7 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: 
             terms["stability"] = cfg.stability_weight * torch.nn.functional.mse_loss(noised.float(), output.float())
             terms["total"] = terms["total"] + terms["stability"]
         if cfg.motion_weight > 0:
+            # A seed per (run seed, step): the same motions after --resume, different ones every step.
             grid, inside = random_motion(content, cfg.motion_shift, seed=cfg.seed * 1_000_003 + step)
             moved = s.model(moved_by(content, grid))
             difference = (moved.float() - moved_by(output.float(), grid)) ** 2 * inside

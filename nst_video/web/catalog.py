@@ -67,12 +67,14 @@ class StyleCatalog:
             raise ApiError(404, f"unknown style '{name}'; available styles: {', '.join(self.infos)}")
         return self.infos[name]
 
-    def model(self, name: str, lite: bool = False) -> TransformerNet:
-        """The style's network, loaded on first use (any thread); with `lite`, its lite network where one is
-        installed."""
+    def network_info(self, name: str, lite: bool = False) -> StyleInfo:
+        """The style file behind `name`: with `lite`, its lite network where one is installed."""
         info = self.info(name)
-        if lite and name in self.lite:
-            info = self.lite[name]
+        return self.lite[name] if lite and name in self.lite else info
+
+    def model(self, name: str, lite: bool = False) -> TransformerNet:
+        """The style's network (see `network_info`), loaded on first use (any thread)."""
+        info = self.network_info(name, lite)
         with self._lock:
             if info.key not in self._models:
                 self._models[info.key] = load_model(info.path)[1]

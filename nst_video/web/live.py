@@ -157,7 +157,7 @@ def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: Live
     # On a CPU a full network is not real time (about 13 frames/s at 640x480 here, against 30 for a lite one,
     # README "Real time on a CPU"): live frames use the style's lite network where one is installed, as the
     # webcam does; images and videos keep the full one.
-    lite = stylizer.device.type == "cpu" and settings.style in catalog.lite
+    lite = stylizer.device.type == "cpu"
     use_style(stylizer, catalog, settings.style, settings.strength, settings.preserve_color, lite)
     started = time.perf_counter()
     styled = stylizer.stylize_image(image.rgb)
@@ -165,6 +165,6 @@ def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: Live
     out = io.BytesIO()
     encode_image(out, styled, suffix=".jpg", quality=JPEG_QUALITY)
     height, width = styled.shape[:2]
-    network = catalog.lite[settings.style].architecture if lite else catalog.info(settings.style).architecture
+    network = catalog.network_info(settings.style, lite).architecture
     return out.getvalue(), {"style": settings.style, "network": network, "network_ms": round(network_ms, 1),
                             "width": width, "height": height}

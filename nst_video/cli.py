@@ -439,7 +439,8 @@ LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "
 @main.command()
 @config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
                 "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "motion_weight",
-                "motion_shift", "checkpoint_interval", "sample_interval", "log_interval", "amp", *LOSS_OPTIONS)
+                "motion_shift", "video_dir", "flow_weight", "checkpoint_interval", "sample_interval", "log_interval",
+                "amp", *LOSS_OPTIONS)
 def train(**options):
     """Train a new style (Johnson et al. recipe) and write its style file.
 
@@ -471,7 +472,8 @@ def train(**options):
 @click.option("--amp/--no-amp", default=True, show_default=True,
               help="Mixed precision (bfloat16 on a CPU, FP16 on a GPU).")
 @config_options("content_dir", "style_image", "output", "title", "credit", "checkpoint_dir", "resume", "init_from",
-                "num_workers", "motion_weight", "motion_shift", "checkpoint_interval", "sample_interval",
+                "num_workers", "motion_weight", "motion_shift", "video_dir", "flow_weight", "checkpoint_interval",
+                "sample_interval",
                 "log_interval", "vgg_weights", "batch_size", "lr", "tv_weight", "device", "seed")
 def distill(teacher, name, force, **options):
     """Train a small, fast style from a full one: the teacher's outputs are the targets, beside the perceptual

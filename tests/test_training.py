@@ -221,3 +221,47 @@ def test_train_help_lists_the_documented_interface():
                    "--log-interval", "--amp", "--device", "--seed", "--stability-weight", "--motion-weight"):
         assert option in r.stdout, option
     assert ROOT.is_dir() and os.environ.get("NST_VIDEO_STYLES")
+
+
+def _panning_texture(i: int, height: int, width: int) -> np.ndarray:
+    """Frame i of a camera panning over a smooth random texture, 2 pixels to the left per frame."""
+    texture = np.random.default_rng(0).integers(0, 256, (height // 4 + 1, width // 4 + 40, 3)).astype(np.uint8)
+    big = np.asarray(Image.fromarray(texture).resize((texture.shape[1] * 4, texture.shape[0] * 4),
+                                                     Image.Resampling.BICUBIC))
+    return np.ascontiguousarray(big[:height, 2 * i:2 * i + width])
+
+
+def test_flow_term_learns_from_real_video_motion_and_resumes_exactly(tiny_data, tmp_path):
+    from nst_video.training.video_pairs import VideoPairs
+    from tests.video_media import make_clip
+
+    videos = tmp_path / "videos"
+    (videos / "nested").mkdir(parents=True)
+    make_clip(videos / "nested" / "pan.mp4", width=96, height=64, frames=10, audio=None, pictures=_panning_texture)
+    (videos / "notes.txt").write_text("not a video")
+    # The pairs' flow is the clip's motion: frame t-1 moved along it is frame t, where the mask trusts it.
+    pairs = VideoPairs(videos, image_size=32, batch_size=4, seed=1, frame_side=96)
+    assert len(pairs) == 9 and pairs.clips == ["pan.mp4"]
+    prev, cur, grid, mask = pairs.batch(0)
+    assert prev.shape == cur.shape == (4, 3, 32, 32) and grid.shape == (4, 32, 32, 2) and mask.shape == (4, 1, 32, 32)
+    assert float(mask.mean()) > 0.6
+    raw = float(((cur - prev) ** 2 * mask).sum() / mask.sum())
+    warped = float(((cur - moved_by(prev, grid)) ** 2 * mask).sum() / mask.sum())
+    assert warped < 0.2 * raw
+    assert all(torch.equal(a, b) for a, b in zip(pairs.batch(5), pairs.batch(5), strict=True))  # of the step
+    # In training: logged as its own term, recorded in the style file, and resumed bit for bit.
+    flow = dict(video_dir=str(videos), flow_weight=50.0)
+    straight = train(_cfg(tiny_data, tmp_path / "a", **flow))
+    train(_cfg(tiny_data, tmp_path / "b", max_steps=2, **flow))
+    resumed = train(_cfg(tiny_data, tmp_path / "b", max_steps=4, resume=True, **flow))
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["flow"] > 0 for r in _log(tmp_path / "a") if "flow" in r] == [True] * 4
+    info = load_style(straight)[0]
+    assert info.training["video_clips"] == ["pan.mp4"] and info.training["video_dir"] == "videos"
+    assert "video_dir" not in load_style(train(_cfg(tiny_data, tmp_path / "c", max_steps=1)))[0].training
+    with pytest.raises(NstError, match="--flow-weight needs --video-dir"):
+        train(_cfg(tiny_data, tmp_path / "d", flow_weight=1.0))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NstError, match="no videos found"):
+        train(_cfg(tiny_data, tmp_path / "e", video_dir=str(tmp_path / "empty"), flow_weight=1.0))

@@ -29,10 +29,11 @@ def picture(i: int, height: int, width: int) -> np.ndarray:
 def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 12, rate: Fraction = NTSC,
               pts: list[int] | None = None, time_base: Fraction | None = None, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = "aac", rotation: int | None = None,
-              duration_s: float | None = None, beeps: list[float] | None = None) -> Path:
+              duration_s: float | None = None, beeps: list[float] | None = None, pictures=picture) -> Path:
     """A clip of `frames` pictures at `rate` (or at explicit `pts` in `time_base`: variable frame rate),
     with a sine-wave audio track in codec `audio` (None: silent), optionally with rotation metadata. With
-    `beeps` (seconds) the audio is silence with a short tone starting at each of those times instead."""
+    `beeps` (seconds) the audio is silence with a short tone starting at each of those times instead.
+    `pictures(i, height, width)` draws frame i (default: `picture`)."""
     time_base = time_base or 1 / rate
     pts = pts if pts is not None else list(range(frames))
     with av.open(str(path), "w") as container:
@@ -48,7 +49,7 @@ def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 12, r
             sound = container.add_stream(audio, rate=48000 if audio == "libopus" else 44100)
             sound.layout = "mono"
         for i, p in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(picture(i, height, width), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(pictures(i, height, width), format="rgb24")
             frame.pts, frame.time_base = p, time_base
             container.mux(video.encode(frame))
         container.mux(video.encode())

@@ -30,6 +30,7 @@ from nst_video.styles import StyleInfo, load_model, load_style, save_style, user
 from nst_video.stylizer import pick_device
 from nst_video.training.data import ContentImages, content_loader, load_rgb_tensor
 from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
+from nst_video.training.video_pairs import VideoPairs
 
 CHECKPOINT_FORMAT = "nst-video-train-checkpoint"
 MAX_ROLLBACKS = 5
@@ -78,6 +79,10 @@ class TrainConfig:
                                    "moves its texture with the picture instead of redrawing it. 0 = off.", min=0)
     motion_shift: float = setting(3.0, "Largest shift (pixels) of the motion term; turns up to 2 degrees and "
                                   "scales up to 2% come with it.", min=0)
+    video_dir: str | None = setting(None, "Folder of video clips for the flow term (recursive).")
+    flow_weight: float = setting(0.0, "Weight of the flow term: the output of a video frame vs the output of the "
+                                 "frame before, moved along the input's optical flow where it is trusted (the "
+                                 "warping error, on real clips from --video-dir). 0 = off.", min=0)
     clip_grad_norm: float = setting(10.0, min=0, min_open=True)
     nan_patience: int = setting(3, "Non-finite steps in a row before rolling back.", min=1)
     checkpoint_interval: int = setting(1000, min=1)
@@ -109,6 +114,7 @@ class Session:
     scaler: torch.amp.GradScaler
     loss_net: PerceptualLoss
     dataset: ContentImages
+    videos: VideoPairs | None  # frame pairs for the flow term
 
 
 @dataclass
@@ -139,7 +145,9 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     loss_net.set_style(load_rgb_tensor(Path(cfg.style_image), max_size=cfg.style_size).unsqueeze(0).to(device))
     return Session(cfg, device, use_amp, model, teacher, torch.optim.Adam(model.parameters(), lr=cfg.lr),
                    torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda"), loss_net,
-                   ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed))
+                   ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed),
+                   VideoPairs(Path(cfg.video_dir), cfg.image_size, cfg.batch_size, cfg.seed)
+                   if cfg.flow_weight > 0 else None)
 
 
 def random_motion(images: torch.Tensor, max_shift: float, max_turn_degrees: float = 2.0, max_scale: float = 0.02,
@@ -192,6 +200,13 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: 
             difference = (moved.float() - moved_by(output.float(), grid)) ** 2 * inside
             terms["motion"] = cfg.motion_weight * difference.sum() / (inside.sum() * output.shape[1]).clamp(min=1)
             terms["total"] = terms["total"] + terms["motion"]
+        if s.videos is not None:
+            prev, cur, grid, mask = (x.to(s.device) for x in s.videos.batch(step))
+            outputs = s.model(torch.cat([prev, cur])).float()
+            warped = moved_by(outputs[: len(prev)], grid)
+            difference = (outputs[len(prev):] - warped) ** 2 * mask
+            terms["flow"] = cfg.flow_weight * difference.sum() / (mask.sum() * outputs.shape[1]).clamp(min=1)
+            terms["total"] = terms["total"] + terms["flow"]
     loss = terms["total"] * float("nan") if poison else terms["total"]
     s.optimizer.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
@@ -301,6 +316,8 @@ def check_config(cfg: TrainConfig) -> None:
             raise NstError(f"--{f.name.replace('_', '-')} {value}: must be {bound}")
     if not Path(cfg.style_image).is_file():
         raise NstError(f"--style-image {cfg.style_image}: no such file")
+    if cfg.flow_weight > 0 and not cfg.video_dir:
+        raise NstError("--flow-weight needs --video-dir (a folder of video clips)")
     if not cfg.name or any(c in cfg.name for c in "/\\"):
         raise NstError("--name must be a plain name (letters, digits, _ or -)")
 
@@ -330,6 +347,10 @@ def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
         training["teacher"] = Path(cfg.teacher).name
     if cfg.init_from:
         training["init_from"] = Path(cfg.init_from).name  # a file name, as for the others: no local paths
+    if s.videos is not None:
+        training.update(video_dir=Path(cfg.video_dir).name, video_clips=s.videos.clips, video_pairs=len(s.videos))
+    else:
+        training.pop("video_dir")
     info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
                      training=training, architecture=cfg.architecture)
     out = save_style(cfg.output_path, s.model.state_dict(), info)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from train_bundled import BASE, ROOT, STYLES, run
+from train_bundled import BASE, ROOT, STYLES, run, training_clips
 
 # Styles whose lite network stays short of its teacher's style at the teacher's weights: a lite network
 # distilled with them came out less stylized (the_scream-lite: 1.22-1.25x the full style's distance to the
@@ -34,6 +34,8 @@ def main() -> int:
     ap.add_argument("--again", action="store_true", help="start from each style's own lite weights (after its "
                     "full style was retrained, e.g. with train_bundled.py --steady)")
     ap.add_argument("--motion-weight", type=float, default=0.0, help="the motion term (see train_bundled.py --steady)")
+    ap.add_argument("--flow-weight", type=float, default=0.0, help="the flow term on train_bundled.TRAINING_CLIPS "
+                    "(runs in runs/<name>-lite[-again]-flow)")
     args = ap.parse_args()
 
     names = args.only.split(",") if args.only else list(STYLES)
@@ -42,7 +44,7 @@ def main() -> int:
         image, _, _ = STYLES[name]
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
         lite = f"{name}-lite"
-        runs = ROOT / "runs" / (f"{lite}-again" if args.again else lite)
+        runs = ROOT / "runs" / (lite + ("-again" if args.again else "") + ("-flow" if args.flow_weight else ""))
         cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(args.out / f"{name}.safetensors"),
                "--name", lite, "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
@@ -55,6 +57,8 @@ def main() -> int:
             cmd += ["--init-from", str(base_lite)]
         if args.motion_weight:
             cmd += ["--motion-weight", str(args.motion_weight)]
+        if args.flow_weight:
+            cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         if name in STYLE_WEIGHT:
             cmd += ["--style-weight", str(STYLE_WEIGHT[name])]
         if (runs / "last.pt").exists():

@@ -4,6 +4,7 @@
     python scripts/train_bundled.py --data ../shared/data --gpu           # the full recipe on a GPU
     python scripts/train_bundled.py --data ../shared/data --only udnie --max-steps 800
     python scripts/train_bundled.py --data ../shared/data --only mosaic,starry_night --steady  # steadier on video
+    python scripts/train_bundled.py --only mosaic --steady --flow-weight 1000 --style-weight 1e5  # + real clips
 
 Every run resumes from runs/<name>/last.pt when it exists, so a long training can be done in pieces (e.g.
 10-minute slots on a GPU machine). The first style trains from random weights; the others may start from
@@ -12,9 +13,14 @@ learned to paint, only the palette and texture must change. Settings end up in e
 
 --steady fine-tunes a finished style in place for video: from its own weights, at a fifth of the learning
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
-instead of redrawing it), in runs/<name>-steady. All bundled styles but `the_scream` (whose frames
-moved away from its painting) went through it; `mosaic-lite` and `great_wave-lite` were distilled again from
-their steadied teachers, with no motion term (README, "Flicker").
+instead of redrawing it), in runs/<name>-steady; with --flow-weight also the flow term on real clips
+(TRAINING_CLIPS, none of which the benchmarks measure), in runs/<name>-steady-flow. All bundled styles but
+`the_scream` (whose frames moved away from its painting) went through --steady; `mosaic` then through
+
+    python scripts/train_bundled.py --only mosaic --steady --flow-weight 1000 --style-weight 1e5
+
+(the flow term alone washes texture out of flat regions; the higher style weight wins it back; README,
+"Flicker"). The lites were distilled again from their new teachers where that came out better.
 """
 from __future__ import annotations
 
@@ -40,6 +46,10 @@ STYLES = {
 }
 BASE = "starry_night"
 STEADY_LR, STEADY_STEPS, STEADY_MOTION_WEIGHT = 2e-4, 300, 200.0  # --steady, on the CPU (README, "Flicker")
+# The clips of <data>/videos that the flow term learns from: none of those the benchmarks measure
+# (bench_temporal.py, compare_networks.py), so its figures are on motion the network has not seen.
+TRAINING_CLIPS = ["car-detection__intel.mp4", "asl-thanks__intel.mkv", "cockatoo__imageio.mp4", "tree__opencv.avi",
+                  "sample_webcam__exoplayer.mp4", "realshort__imageio.mp4"]
 
 
 def main() -> int:
@@ -56,6 +66,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "checkpoints")
     ap.add_argument("--steady", action="store_true", help="fine-tune the finished styles with the motion term")
     ap.add_argument("--motion-weight", type=float, default=STEADY_MOTION_WEIGHT, help="for --steady")
+    ap.add_argument("--flow-weight", type=float, default=0.0,
+                    help="for --steady: the flow term on TRAINING_CLIPS (runs in runs/<name>-steady-flow)")
     args = ap.parse_args()
 
     names = args.only.split(",") if args.only else list(STYLES)
@@ -72,7 +84,7 @@ def main() -> int:
                         "--max-steps", str(steps), "--checkpoint-interval", "100", "--sample-interval", "100"]
             if args.steady:
                 settings.append("--amp")  # bfloat16 autocast on the CPU, as the lite distillations use
-        runs = ROOT / "runs" / (f"{name}-steady" if args.steady else name)
+        runs = ROOT / "runs" / (name + ("-steady" if args.steady else "") + ("-flow" if args.flow_weight else ""))
         cmd = [sys.executable, "-m", "nst_video", "train", "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
                "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
@@ -82,6 +94,8 @@ def main() -> int:
         if args.steady:
             cmd += ["--init-from", str(args.out / f"{name}.safetensors"), "--lr", str(STEADY_LR),
                     "--motion-weight", str(args.motion_weight)]
+            if args.flow_weight:
+                cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         elif name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
         if (runs / "last.pt").exists():
@@ -90,6 +104,17 @@ def main() -> int:
         if code != 0:
             return code
     return 0
+
+
+def training_clips(data: Path) -> Path:
+    """runs/training-clips: links to TRAINING_CLIPS, the folder --video-dir reads."""
+    folder = ROOT / "runs" / "training-clips"
+    folder.mkdir(parents=True, exist_ok=True)
+    for clip in TRAINING_CLIPS:
+        link = folder / clip
+        if not link.exists():
+            link.symlink_to((data / "videos" / clip).resolve())
+    return folder
 
 
 def run(cmd: list[str]) -> int:

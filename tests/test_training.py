@@ -218,7 +218,8 @@ def test_train_help_lists_the_documented_interface():
     for option in ("--content-dir", "--style-image", "--name", "--output", "--vgg-weights", "--checkpoint-dir",
                    "--resume", "--batch-size", "--image-size", "--lr", "--max-steps", "--num-workers",
                    "--content-weight", "--style-weight", "--tv-weight", "--checkpoint-interval", "--sample-interval",
-                   "--log-interval", "--amp", "--device", "--seed", "--stability-weight", "--motion-weight"):
+                   "--log-interval", "--amp", "--device", "--seed", "--stability-weight", "--motion-weight",
+                   "--video-dir", "--flow-weight"):
         assert option in r.stdout, option
     assert ROOT.is_dir() and os.environ.get("NST_VIDEO_STYLES")
 

@@ -201,6 +201,8 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: 
             terms["motion"] = cfg.motion_weight * difference.sum() / (inside.sum() * output.shape[1]).clamp(min=1)
             terms["total"] = terms["total"] + terms["motion"]
         if s.videos is not None:
+            # The warping error itself, on real consecutive frames: output t vs output t-1 moved along the
+            # input's flow, where that flow is trusted (video_pairs.py).
             prev, cur, grid, mask = (x.to(s.device) for x in s.videos.batch(step))
             outputs = s.model(torch.cat([prev, cur])).float()
             warped = moved_by(outputs[: len(prev)], grid)

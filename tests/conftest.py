@@ -16,11 +16,14 @@ from nst_video.training.loss_net import vgg16_features_to_relu4_3
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# The stop-signal tests send SIGHUP to the processes they start. A suite run under `nohup` would hand its
-# children an ignored SIGHUP, which nst-video keeps ignored on purpose (nst_video/signals.py): give them the
-# default disposition a terminal's children have.
+# The stop-signal tests send SIGHUP and SIGINT to the processes they start. A suite run under `nohup`, or as
+# a background job of a non-interactive shell (`cmd &` in a script), would hand its children an ignored SIGHUP
+# or SIGINT, which nst-video keeps ignored on purpose (nst_video/signals.py): give them the default
+# disposition a terminal's children have.
 if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def make_random_style(path: Path, name: str = "randomstyle", seed: int = 0) -> Path:

@@ -5,17 +5,17 @@ again after the full styles are retrained.
     python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
     python scripts/distill_bundled.py --data ../shared/data --only mosaic --again --steps 250
 
-Every run resumes from runs/<name>-lite/last.pt when it exists. The first style is distilled from random
-weights for --base-steps; the others start from its lite weights (--init-from) and need --steps: the small
-decoder has already learned to paint, only palette and texture change (as for the full styles, see
-scripts/train_bundled.py)."""
+Every run resumes from runs/<name>-lite/last.pt when it exists (a finished one is refused). The first style is
+distilled from random weights for --base-steps; the others start from its lite weights (--init-from) and need
+--steps: the small decoder has already learned to paint, only palette and texture change (as for the full
+styles, see scripts/train_bundled.py)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from train_bundled import BASE, ROOT, STYLES, run, training_clips
+from train_bundled import BASE, ROOT, STYLES, resume_flag, run, training_clips
 
 # Styles whose lite network stays short of its teacher's style at the teacher's weights: a lite network
 # distilled with them came out less stylized (the_scream-lite: 1.22-1.25x the full style's distance to the
@@ -50,7 +50,7 @@ def main() -> int:
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
                "--checkpoint-dir", str(runs), "--output", str(args.out / f"{lite}.safetensors"),
                "--checkpoint-interval", "100", "--sample-interval", "150", "--device", "cpu",
-               "--max-steps", str(args.base_steps if name == BASE and not args.again else args.steps)]
+               "--max-steps", str(steps := args.base_steps if name == BASE and not args.again else args.steps)]
         if args.again:
             cmd += ["--init-from", str(args.out / f"{lite}.safetensors")]
         elif name != BASE:
@@ -61,9 +61,9 @@ def main() -> int:
             cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         if name in STYLE_WEIGHT:
             cmd += ["--style-weight", str(STYLE_WEIGHT[name])]
-        if (runs / "last.pt").exists():
-            cmd.append("--resume")
-        elif (args.out / f"{lite}.safetensors").exists():
+        resume = resume_flag(runs, steps)
+        cmd += resume
+        if not resume and (args.out / f"{lite}.safetensors").exists():
             cmd.append("--force")
         code = run(cmd)
         if code != 0:

@@ -7,9 +7,10 @@
     python scripts/train_bundled.py --only mosaic --steady --flow-weight 1000 --style-weight 1e5  # + real clips
 
 Every run resumes from runs/<name>/last.pt when it exists, so a long training can be done in pieces (e.g.
-10-minute slots on a GPU machine). The first style trains from random weights; the others may start from
-it (--init-from), which reaches a clearly stylized result in far fewer steps: the decoder has already
-learned to paint, only the palette and texture must change. Settings end up in each style's metadata.
+10-minute slots on a GPU machine); a finished run there is refused, not resumed. The first style trains from
+random weights; the others may start from it (--init-from), which reaches a clearly stylized result in far
+fewer steps: the decoder has already learned to paint, only the palette and texture must change. Settings end
+up in each style's metadata.
 
 --steady fine-tunes a finished style in place for video: from its own weights, at a fifth of the learning
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
@@ -98,12 +99,25 @@ def main() -> int:
                 cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         elif name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
-        if (runs / "last.pt").exists():
-            cmd.append("--resume")
+        cmd += resume_flag(runs, int(settings[settings.index("--max-steps") + 1]))
         code = run(cmd)
         if code != 0:
             return code
     return 0
+
+
+def resume_flag(runs: Path, max_steps: int) -> list[str]:
+    """["--resume"] for an unfinished run in `runs`, [] for none. A finished one is refused: resuming it would
+    only write its old weights again (over a style that may have been retrained since)."""
+    checkpoint = runs / "last.pt"
+    if not checkpoint.exists():
+        return []
+    import torch
+    step = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"])
+    if step >= max_steps:
+        raise SystemExit(f"{runs} holds a finished run ({step} steps): move it away to train again, "
+                         "or raise --max-steps to continue it")
+    return ["--resume"]
 
 
 def training_clips(data: Path) -> Path:

@@ -98,6 +98,13 @@ def occlusion_free(back: np.ndarray, fwd: np.ndarray) -> np.ndarray:
     return ok & inside(back)
 
 
+def trusted_back_flow(flow: Flow, prev_grey: np.ndarray, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flow from `grey` into `prev_grey` and its occlusion_free mask: what the warping error moves the
+    previous output along, and where it counts (train --flow-weight trains on the same)."""
+    back, fwd = flow(grey, prev_grey), flow(prev_grey, grey)
+    return back, occlusion_free(back, fwd)
+
+
 def length2(flow: np.ndarray) -> np.ndarray:
     """Squared length of each vector of a (H, W, 2) flow, (H, W)."""
     return flow[..., 0] ** 2 + flow[..., 1] ** 2

@@ -205,8 +205,7 @@ def warping_error(sources: Sequence[np.ndarray], outputs: Sequence[np.ndarray], 
     for i, (src, out) in enumerate(zip(sources, outputs, strict=True)):
         grey = fl.grey(src)
         if i:
-            back, fwd = flow(grey, prev_grey), flow(prev_grey, grey)
-            mask = fl.occlusion_free(back, fwd)
+            back, mask = fl.trusted_back_flow(flow, prev_grey, grey)
             diff = fl.warp(outputs[i - 1], back).astype(np.float32) - out
             diff = (diff * diff).sum(axis=2)
             n = 3 * int(mask.sum()) or diff.size * 3  # nothing trusted: counted as 0, as Lai et al. do

@@ -76,8 +76,9 @@ def main() -> int:
         image, title, credit = STYLES[name]
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
         if args.gpu:
+            steps = args.max_steps or 40_000
             settings = ["--image-size", "256", "--style-size", "512", "--batch-size", "4", "--amp",
-                        "--max-steps", str(args.max_steps or 40_000), "--checkpoint-interval", "500"]
+                        "--max-steps", str(steps), "--checkpoint-interval", "500"]
         else:  # CPU: the recipe at reduced size and steps (see README: a GPU retrain is due)
             steps = args.max_steps or (STEADY_STEPS if args.steady else
                                        1500 if name == BASE or args.from_scratch else 600)
@@ -99,7 +100,7 @@ def main() -> int:
                 cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         elif name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
-        cmd += resume_flag(runs, int(settings[settings.index("--max-steps") + 1]))
+        cmd += resume_flag(runs, steps)
         code = run(cmd)
         if code != 0:
             return code

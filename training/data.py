@@ -23,10 +23,14 @@ def find_images(folder: Path) -> list[Path]:
     return files
 
 
+def rgb_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1] (a copy: any view, read-only or strided, will do)."""
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div(255.0)
+
+
 def load_rgb_tensor(path: Path, max_size: int | None = None) -> torch.Tensor:
     """An image as (3, H, W) float in [0, 1], through the app's own loader (EXIF, modes, truncation)."""
-    rgb = np.array(load_image(path, max_size=max_size).rgb)  # a writable copy for torch
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255.0)
+    return rgb_tensor(load_image(path, max_size=max_size).rgb)
 
 
 def resize_and_crop(rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,8 +72,7 @@ class ContentImages(torch.utils.data.Dataset):
             except NstError:  # train.py counts it from the index actually used
                 continue
             crop = resize_and_crop(rgb, self.image_size, rng)
-            return torch.from_numpy(np.array(crop)).permute(2, 0, 1).float().div(255.0), \
-                (index + attempt) % len(self.files)
+            return rgb_tensor(crop), (index + attempt) % len(self.files)
         raise NstError("no readable images in --content-dir")
 
 

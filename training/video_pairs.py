@@ -7,8 +7,8 @@ light changes, which the synthetic motion term (train.random_motion) cannot show
 
 All pairs are decoded and their flow computed once, when training starts (a few seconds per clip): frames
 scaled to a long side of `frame_side` (the size bench_temporal.py measures at, so texture and motion have the
-scale they have there), the backward flow (t -> t-1) by DIS "medium" and its mask by the same
-forward-backward check as the warping error (nst_video.flow.occlusion_free). A batch is random crops of
+scale they have there), the backward flow (t -> t-1) by DIS "medium" and its mask, both by the function the
+warping error uses (nst_video.flow.trusted_back_flow). A batch is random crops of
 random pairs, a pure function of (seed, step), so a resumed run sees the same ones."""
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from nst_video import flow as fl
-from nst_video.errors import NstError, UnsupportedInput
+from nst_video.errors import NstError
 from nst_video.report import say
+from nst_video.training.data import rgb_tensor
 from nst_video.video_io import VIDEO_SUFFIXES, VideoSource
 
 FRAME_SIDE = 320      # long side the frames are scaled to: bench_temporal.py's default size
@@ -57,9 +58,7 @@ def clip_pairs(path: Path, frame_side: int = FRAME_SIDE, pairs: int = PAIRS_PER_
         prev, cur = frames[t - 1], frames[t]
         if prev.shape != cur.shape:
             continue  # a size change mid-stream: no flow between them
-        g_prev, g_cur = fl.grey(prev), fl.grey(cur)
-        back, fwd = flow(g_cur, g_prev), flow(g_prev, g_cur)
-        out.append(FramePair(prev, cur, back, fl.occlusion_free(back, fwd)))
+        out.append(FramePair(prev, cur, *fl.trusted_back_flow(flow, fl.grey(prev), fl.grey(cur))))
     return out
 
 
@@ -75,7 +74,7 @@ class VideoPairs:
         for path in find_videos(folder):
             try:
                 found = clip_pairs(path, max(frame_side, image_size))
-            except (UnsupportedInput, NstError, OSError) as e:
+            except (NstError, OSError) as e:  # UnsupportedInput included
                 say(f"--video-dir: skipped {path.name} ({e})")
                 continue
             found = [p for p in found if min(p.cur.shape[:2]) >= image_size]
@@ -107,12 +106,8 @@ class VideoPairs:
             if flipped:
                 prev, cur, mask = prev[:, ::-1], cur[:, ::-1], mask[:, ::-1]
                 grid = grid[:, ::-1] * np.float32([-1, 1])
-            prevs.append(_tensor(prev))
-            curs.append(_tensor(cur))
+            prevs.append(rgb_tensor(prev))
+            curs.append(rgb_tensor(cur))
             grids.append(torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32)))
             masks.append(torch.from_numpy(np.ascontiguousarray(mask)).float()[None])
         return torch.stack(prevs), torch.stack(curs), torch.stack(grids), torch.stack(masks)
-
-
-def _tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255.0)

@@ -16,9 +16,9 @@ up in each style's metadata.
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
 instead of redrawing it), in runs/<name>-steady; with --flow-weight also the flow term on real clips
 (TRAINING_CLIPS, none of which the benchmarks measure), in runs/<name>-steady-flow. All bundled styles but
-`the_scream` (whose frames moved away from its painting) went through --steady; `mosaic` then through
+`the_scream` (whose frames moved away from its painting) went through --steady; `mosaic` and `udnie` then through
 
-    python scripts/train_bundled.py --only mosaic --steady --flow-weight 1000 --style-weight 1e5
+    python scripts/train_bundled.py --only mosaic,udnie --steady --flow-weight 1000 --style-weight 1e5
 
 (the flow term alone washes texture out of flat regions; the higher style weight wins it back; README,
 "Flicker"). The lites were distilled again from their new teachers where that came out better.

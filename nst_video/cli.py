@@ -157,18 +157,38 @@ class StyleScale(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+def picture_options(default_scale: str):
+    """--style-scale and --max-memory (image and video): they reach the Stylizer as its `style_scale` and
+    `max_memory`; `make_stylizer` (from stylizer_options, applied after this) sets them."""
+    def decorate(func):
+        @click.option("--style-scale", type=StyleScale(), default=default_scale, show_default=True,
+                      help="Stroke size: stylize at 1/S of the size and bring the result back with the picture's "
+                           "detail (1 = the network's strokes at full size; auto: pictures over 1 MP as if they "
+                           "were 1 MP).")
+        @click.option("--max-memory", type=MemorySize(),
+                      help="Most memory to use, e.g. 2G; bigger pictures run in tiles (default: 80% of the free "
+                           "memory).")
+        @functools.wraps(func)
+        def wrapper(*args, style_scale, max_memory, make_stylizer, **kwargs):
+            def make_sized_stylizer():
+                stylizer = make_stylizer()
+                stylizer.style_scale = style_scale
+                if max_memory is not None:
+                    stylizer.max_memory = max_memory
+                return stylizer
+            return func(*args, make_stylizer=make_sized_stylizer, **kwargs)
+        return wrapper
+    return decorate
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file (one input) or folder. Without it the last INPUT is the output.")
 @click.option("--max-size", type=click.IntRange(min=8), help="Cap the long side of each image (pixels).")
 @click.option("--format", "out_format", help="Extension for outputs written into a folder (default: the input's).")
-@click.option("--style-scale", type=StyleScale(), default="auto", show_default=True,
-              help="Stroke size: stylize at 1/S of the size and bring the result back with the photo's detail "
-                   "(1 = the network's strokes at full size; auto: photos over 1 MP as if they were 1 MP).")
-@click.option("--max-memory", type=MemorySize(),
-              help="Most memory to use, e.g. 2G; bigger pictures run in tiles (default: 80% of the free memory).")
 @stylizer_options
-def image(inputs, output, max_size, out_format, style_scale, max_memory, make_stylizer):
+@picture_options(default_scale="auto")
+def image(inputs, output, max_size, out_format, make_stylizer):
     """Stylize still images: files, folders (recursive) and glob patterns.
 
     \b
@@ -185,11 +205,7 @@ def image(inputs, output, max_size, out_format, style_scale, max_memory, make_st
             raise NstError("no output given: nst-video image INPUT... -o OUTPUT (or INPUT OUTPUT)")
         output = inputs.pop()
     jobs = plan_outputs(inputs, Path(output), out_format)
-    stylizer = make_stylizer()
-    stylizer.style_scale = style_scale
-    if max_memory is not None:
-        stylizer.max_memory = max_memory
-    failures = run_images(jobs, stylizer, max_size)
+    failures = run_images(jobs, make_stylizer(), max_size)
     if failures:
         raise NstError(f"{failures} of {len(jobs)} image(s) failed")
 
@@ -284,6 +300,7 @@ class Seconds(click.ParamType):
 @click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset (ultrafast..veryslow).")
 @click.option("--no-audio", is_flag=True, help="Leave the audio out.")
 @stylizer_options
+@picture_options(default_scale="1")
 def video(input_path, output, start, duration, max_size, temporal, codec, crf, preset, no_audio, make_stylizer):
     """Stylize a video file; frame rate, timestamps, rotation and audio are kept.
 
@@ -291,6 +308,7 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
       nst-video video in.mp4 out.mp4 --style mosaic
       nst-video video in.mkv out.mp4 --style udnie --temporal 0.5 --crf 20
       nst-video video film.mkv preview.mp4 --start 1:30 --duration 3 --max-size 480
+      nst-video video 4k.mp4 out.mp4 --style-scale auto --max-memory 4G   (1 MP strokes, in tiles if need be)
     Ctrl-C (or SIGTERM, SIGHUP) stops early and keeps a playable file of the frames done so far.
     """
     from nst_video.video_job import check_paths, run_video

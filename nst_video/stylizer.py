@@ -11,6 +11,7 @@ runs. `style_scale` stylizes at a smaller working size and brings the result bac
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -280,7 +281,15 @@ class Stylizer:
         """Stylize a stream of batches (lists of RGB uint8 frames of one size), yielding each batch's results
         in order. On CUDA the host<->device copies overlap the network (see CudaStreamer): the result of a
         batch comes out after the next batch has been taken in. Elsewhere batches run one after another."""
-        if self.device.type == "cuda" and self.style_scale == 1:
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            return
+        batches = itertools.chain([first], batches)
+        # The streamer runs whole frames: frames that need tiles (--max-memory) or a stroke scale go the
+        # way stylize() takes them (a stream's frames share one size).
+        whole = not first or self.plan(first[0].shape[0], first[0].shape[1], len(first)).band_pixels is None
+        if self.device.type == "cuda" and self.style_scale == 1 and whole:
             yield from CudaStreamer(self).run(batches)
         else:
             for batch in batches:

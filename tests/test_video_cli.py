@@ -115,6 +115,25 @@ def test_a_segment_at_a_small_size(tmp_path):
     assert b.video_end - 0.001 <= b.audio_seconds <= b.video_end + 0.03  # as long as the video
 
 
+def test_stroke_scale_and_memory_budget_reach_the_video(tmp_path):
+    # --style-scale and --max-memory mean for each frame what they mean for a still (nst-video image).
+    from nst_video.stylizer import Stylizer
+
+    src = make_clip(tmp_path / "in.mp4", width=160, height=96, frames=4, audio=None)
+    out = tmp_path / "coarse.mp4"
+    r = _cli("video", src, out, "--style", "randomstyle", "--style-scale", "2", "--crf", "0")
+    assert r.exit_code == 0, r.output
+    frame = probe(src, pictures=True).pictures[2]
+    got = probe(out, pictures=True).pictures[2]
+    fine, coarse = (Stylizer.from_style("randomstyle", device="cpu", style_scale=scale).stylize([frame])[0]
+                    for scale in (1, 2))
+    # the frame stylized at half size (coarse strokes), not at full size: 2.9 vs 25 levels off (x264's 4:2:0)
+    assert mean_abs_diff(got, coarse) < 0.25 * mean_abs_diff(got, fine)
+    r = _cli("video", src, tmp_path / "out.mp4", "--style", "randomstyle", "--max-memory", "1M")
+    assert r.exit_code == 1 and "--max-memory" in r.output and "Traceback" not in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coarse.mp4", "in.mp4"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--start", "-1"], "cannot be negative"), (["--start", "1:75"], "below 60"), (["--duration", "0"], "more than 0"),
     (["--duration", "soon"], "not a time"), (["--max-size", "0"], "max-size")])

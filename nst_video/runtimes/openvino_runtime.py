@@ -43,8 +43,9 @@ class OpenVinoRuntime(Runtime):
 
     def _precision(self) -> str:
         try:
-            return str(self.core.get_property("CPU", "INFERENCE_PRECISION_HINT")).replace("<Type: '", "") \
-                .replace("'>", "").replace("bfloat16", "bf16").replace("float32", "fp32")
+            hint = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT")  # an openvino.Type
+            name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+            return {"f32": "fp32", "f16": "fp16"}.get(name, name)
         except Exception:
             return "default"
 

@@ -27,9 +27,10 @@ from torch import nn
 from nst_video import __version__
 from nst_video.errors import NstError
 from nst_video.report import warn
+from nst_video.runtimes import INSTALL
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
-EXTRA_FOR = {"onnx": "onnxruntime", "openvino": "openvino"}  # the pip extra that brings the exporter
+RUNTIME_FOR = {"onnx": "onnxruntime", "openvino": "openvino"}  # whose install brings the exporter
 SIZE_CLASS = "anysize"  # one graph with dynamic height and width serves every size (measured as fast as static)
 INPUT, OUTPUT = "image", "stylized"
 _EXAMPLE = (1, 3, 64, 96)
@@ -64,8 +65,7 @@ def _require(module: str, fmt: str):
     try:
         return __import__(module)
     except ImportError:
-        raise NstError(f"{fmt} export needs the {module} package: pip install 'nst-video[{EXTRA_FOR[fmt]}]'") \
-            from None
+        raise NstError(f"{fmt} export needs the {module} package: {INSTALL[RUNTIME_FOR[fmt]]}") from None
 
 
 def network_digest(model: nn.Module) -> str:

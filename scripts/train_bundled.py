@@ -20,6 +20,8 @@ instead of redrawing it), in runs/<name>-steady; with --flow-weight also the flo
 
     python scripts/train_bundled.py --only mosaic,udnie --steady --flow-weight 1000 --style-weight 1e5
 
+and `composition_vii` through the same at --style-weight 1.5e5
+
 (the flow term alone washes texture out of flat regions; the higher style weight wins it back; README,
 "Flicker"). The lites were distilled again from their new teachers where that came out better.
 """

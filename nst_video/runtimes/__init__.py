@@ -29,8 +29,9 @@ BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 # CPU runtimes, fastest first (measured: see the README's CPU runtime table); torch is always there.
 BACKEND_PREFERENCE = ("openvino", "onnxruntime", "torch")
 MODULES = {"torch": "torch_runtime", "openvino": "openvino_runtime", "onnxruntime": "onnxruntime_runtime"}
-PACKAGES = {"torch": "torch", "openvino": "openvino", "onnxruntime": "onnxruntime"}
-EXTRAS = {"openvino": "openvino", "onnxruntime": "onnxruntime"}  # pip extras that install each one
+# Each backend is named after its Python package. How to get it: onnxruntime is an extra; openvino is one of
+# nst-video's own dependencies, so a missing one means a broken install (graphs.py's exporters say the same).
+INSTALL = {"onnxruntime": "pip install 'nst-video[onnxruntime]'", "openvino": "pip install 'openvino>=2024.0'"}
 
 
 class Runtime(ABC):
@@ -64,7 +65,7 @@ def default_threads() -> int:
 def installed(backend: str) -> bool:
     """Whether the backend's package (or any module so named) imports; a broken install counts as missing."""
     try:
-        importlib.import_module(PACKAGES.get(backend, backend))
+        importlib.import_module(backend)
     except Exception:
         return False
     return True
@@ -82,8 +83,7 @@ def choose_backend(backend: str, device: torch.device) -> str:
         raise NstError(f"--backend {backend} runs on the CPU; use --device cpu, or --backend torch on "
                        f"{device.type}")
     if not installed(backend):
-        raise NstError(f"--backend {backend}: {PACKAGES[backend]} is not installed; install it with "
-                       f"pip install 'nst-video[{EXTRAS[backend]}]'")
+        raise NstError(f"--backend {backend}: {backend} is not installed; install it with {INSTALL[backend]}")
     return backend
 
 

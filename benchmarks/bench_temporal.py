@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))  # evaluate_styles: the style distance, measured one way
 
 from nst_video.stylizer import Stylizer, frames_to_tensor  # noqa: E402
-from nst_video.temporal import TemporalBlender, block_motion, flicker, warping_error  # noqa: E402
+from nst_video.temporal import FLOW_PRESET, OFFLINE_FLOW_PRESET, TemporalBlender, block_motion, flicker, warping_error  # noqa: E402
 from nst_video.video_io import VideoSource  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -175,10 +175,13 @@ def bench_clips(args) -> None:
     else:
         print(f"(no style distance: style image {style_image} or VGG weights {args.vgg_weights} not found)")
     print(f"style {args.style} on {stylizer.backend}; {args.frames} frames per clip, long side {args.size}; "
-          f"weights {args.weights}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    methods = [("off", None)] + [(f"block {w:g}", BlockBlender(w)) for w in args.weights] \
-        + ([(f"hold {w:g}", HoldOnly(w)) for w in args.weights] if args.ablation else []) \
-        + [(f"flow {w:g}", TemporalBlender(w)) for w in args.weights]
+          f"weights {args.weights}; flow preset {args.preset}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
+    def fresh_methods():  # a fresh start per clip
+        return [("off", None)] + [(f"block {w:g}", BlockBlender(w)) for w in args.weights] \
+            + ([(f"hold {w:g}", HoldOnly(w)) for w in args.weights] if args.ablation else []) \
+            + [(f"flow {w:g}", TemporalBlender(w, preset=args.preset)) for w in args.weights]
+    methods = fresh_methods()
     rows = []
     for clip in args.clips:
         sources = load_clip(clip, args.frames, args.size, args.start)
@@ -190,9 +193,8 @@ def bench_clips(args) -> None:
         print(f"\n{name}: {len(sources)} frames {w}x{h}, network {fps:.1f} frames/s; input warping error "
               f"{1000 * warping_error(sources, sources):.3f}")
         row = {"clip": name, "size": f"{len(sources)}x {w}x{h}", "input": warping_error(sources, sources)}
-        for label, blender in methods:
+        for label, blender in fresh_methods():
             if blender is not None:
-                blender.__init__(blender.weight)  # a fresh start per clip
                 outputs, ms = run_blender(blender, sources, styled,
                                           stylizer if hasattr(blender, "stabilize") else None)
             else:
@@ -224,15 +226,17 @@ def bench_cost(args) -> None:
     styled = [255 - s for s in sources]  # the cost does not depend on the style
     print(f"\ncost per 640x480 frame ({args.cost_clip}, {len(sources)} frames; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
-    for _ in range(2):  # the first pass warms up OpenCV's buffers and thread pool
-        blender = TemporalBlender(1.0)
-        cpu, start = time.process_time(), time.perf_counter()
-        for s, y in zip(sources, styled, strict=True):
-            blender.stabilize(s)
-            blender(s, y)
-        ms = 1000 * (time.perf_counter() - start) / len(sources)
-        cpu_ms = 1000 * (time.process_time() - cpu) / len(sources)
-    print(f"  stabilize + flow + warp + blend, inline: {ms:.1f} ms wall, {cpu_ms:.1f} ms CPU (all threads)")
+    for preset, use in ((FLOW_PRESET, "the webcam"), (OFFLINE_FLOW_PRESET, "video files")):
+        for _ in range(2):  # the first pass warms up OpenCV's buffers and thread pool
+            blender = TemporalBlender(1.0, preset=preset)
+            cpu, start = time.process_time(), time.perf_counter()
+            for s, y in zip(sources, styled, strict=True):
+                blender.stabilize(s)
+                blender(s, y)
+            ms = 1000 * (time.perf_counter() - start) / len(sources)
+            cpu_ms = 1000 * (time.process_time() - cpu) / len(sources)
+        print(f"  stabilize + flow + warp + blend, inline, DIS {preset} ({use}): {ms:.1f} ms wall, {cpu_ms:.1f} ms "
+              "CPU (all threads)")
     if args.cost_network:
         stylizer = Stylizer.from_style(args.cost_network, device=args.device, batch_size=1)
         stylizer.stylize(sources[:1])
@@ -253,7 +257,7 @@ def make_strip(args) -> None:
     sources = load_clip(args.strip_clip, args.strip_start + args.strip_frames, args.size)
     stylizer = Stylizer.from_style(args.style, device=args.device)
     styled = stylizer.stylize(sources)
-    outputs, _ = run_blender(TemporalBlender(1.0), sources, styled, stylizer)
+    outputs, _ = run_blender(TemporalBlender(1.0, preset=args.preset), sources, styled, stylizer)
     pick = range(args.strip_start, args.strip_start + args.strip_frames, args.strip_step)
     x0, y0, x1, y1 = args.strip_crop or (0, 0, sources[0].shape[1], sources[0].shape[0])
     rows = [np.concatenate([seq[i][y0:y1, x0:x1] for i in pick], axis=1) for seq in (sources, styled, outputs)]
@@ -271,6 +275,9 @@ def main() -> None:
     parser.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[0.5, 1.0],
                         help="--temporal weights to measure, comma-separated")
     parser.add_argument("--ablation", action="store_true", help="also `hold W`: the input side alone")
+    parser.add_argument("--preset", default=OFFLINE_FLOW_PRESET, choices=["ultrafast", "fast", "medium"],
+                        help=f"the blender's DIS preset: {OFFLINE_FLOW_PRESET} (nst-video video, the default) or "
+                             f"{FLOW_PRESET} (the webcam)"),
     parser.add_argument("--style-every", type=int, default=4, help="style distance on every N'th frame")
     parser.add_argument("--vgg-weights", default=str(VGG))
     parser.add_argument("--device", default="cpu")

@@ -19,9 +19,9 @@ neighbourhood all trusted), with a one-pixel feather at their edges: carrying si
 deforming object gives a patchwork of paint from different frames. Because trust compares the current input
 with the input each carried pixel was painted from (carried along with it), not just with the frame before,
 slow changes (light, a slow zoom) add up until they are repainted: paint never goes stale.
-The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too) at a
-reduced size, on a thread of its own when `prepare()` is called ahead (while the network works on the
-frame); benchmarks/bench_temporal.py measures both sides of the trade.
+The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too; preset
+fast live, medium for video files) at a reduced size, on a thread of its own when `prepare()` is called ahead
+(while the network works on the frame); benchmarks/bench_temporal.py measures both sides of the trade.
 
 `warping_error()` measures what this is for, the standard way (Lai et al., ECCV 2018); `flicker()` the
 change of the output where the input held still."""
@@ -37,7 +37,11 @@ import numpy as np
 from nst_video import flow as fl
 
 FLOW_SIDE = 320      # the flow is computed with the long side at most this (640x480 -> 320x240): ~4x cheaper
-FLOW_PRESET = "fast"  # DIS: as cheap as "ultrafast" at this size (~3 ms for both directions), and ~1.4x steadier
+FLOW_PRESET = "fast"  # live (the webcam): as cheap as "ultrafast" at this size (~3 ms for both directions), and
+                      # ~1.4x steadier
+OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: ~11 ms more per 640x480 frame, and
+                                # it follows motion better (README, "Flicker": 0.40x the warping error of
+                                # --temporal 0 on a still camera where fast gives 0.48x, 0.32x on a pan for 0.55x)
 GATE_LEVEL = 4.0     # grey levels (at the flow size) of input change from what the network last saw: noise
 GATE_CUT = 0.6       # more than this share of the picture changed: give the network the new frame whole
 PHOTO_LEVEL = 24.0   # grey levels (0..255) of change from the input carried paint was made from, at weight 1,
@@ -59,11 +63,12 @@ class TemporalBlender:
     `weight` (0..1, 0 = off: everything passes through unchanged) may be changed between frames (the
     webcam's 't' key)."""
 
-    def __init__(self, weight: float = 0.0, flow_side: int = FLOW_SIDE):
+    def __init__(self, weight: float = 0.0, flow_side: int = FLOW_SIDE, preset: str = FLOW_PRESET):
         self.weight = weight
         self.flow_side = flow_side
-        self._flow = fl.Flow(FLOW_PRESET)         # for the calling thread
-        self._worker_flow = fl.Flow(FLOW_PRESET)  # for the flow thread (DIS: one instance per thread)
+        self.preset = preset  # DIS preset (flow.PRESETS): FLOW_PRESET live, OFFLINE_FLOW_PRESET for files
+        self._flow = fl.Flow(preset)         # for the calling thread
+        self._worker_flow = fl.Flow(preset)  # for the flow thread (DIS: one instance per thread)
         self._executor: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[np.ndarray, np.ndarray | Future | None, Future]] = deque()
         self.cuts = 0  # fresh starts at a scene cut (not counting resets or size changes), for benchmarks

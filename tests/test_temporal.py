@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from nst_video import flow as fl
-from nst_video.temporal import TemporalBlender, flicker, warping_error
+from nst_video.temporal import FLOW_PRESET, OFFLINE_FLOW_PRESET, TemporalBlender, flicker, warping_error
 
 H, W = 72, 96
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+# The blender's flow: the webcam's preset and the one for video files; both must behave.
+PRESETS = pytest.mark.parametrize("preset", [FLOW_PRESET, OFFLINE_FLOW_PRESET])
 
 
 def _texture(rng, h, w):
@@ -71,32 +73,35 @@ def test_off_passes_everything_through_unchanged():
         assert blender(src, styled) is styled
 
 
-def test_a_still_background_stays_still():
+@PRESETS
+def test_a_still_background_stays_still(preset):
     # Sensor noise alone makes the network's output flicker; with blending the network is given the same
     # pixels where nothing but noise changed, so its output holds still there.
     rng = np.random.default_rng(1)
     sources = [_scene(rng) for _ in range(8)]
     off = [_network(s) for s in sources]
-    on, _ = _run(TemporalBlender(1.0), sources)
+    on, _ = _run(TemporalBlender(1.0, preset=preset), sources)
     assert flicker(sources, off) > 5
     assert flicker(sources, on) < 0.1
     assert all(np.array_equal(on[i], on[1]) for i in range(2, 8))
 
 
-def test_less_flicker_on_a_still_scene_with_a_moving_object():
+@PRESETS
+def test_less_flicker_on_a_still_scene_with_a_moving_object(preset):
     rng = np.random.default_rng(2)
     sources = [_scene(rng, square_x=8 + 3 * i) for i in range(12)]
     off = [_network(s, np.random.default_rng(i)) for i, s in enumerate(sources)]
-    on, _ = _run(TemporalBlender(1.0), sources, np.random.default_rng(50))
+    on, _ = _run(TemporalBlender(1.0, preset=preset), sources, np.random.default_rng(50))
     assert warping_error(sources, on) <= 0.6 * warping_error(sources, off)  # 0.48x when this was written
 
 
-def test_less_flicker_while_the_camera_pans():
+@PRESETS
+def test_less_flicker_while_the_camera_pans(preset):
     # Everything moves 2 pixels a frame: the previous output must be moved along, not blended where it was.
     rng = np.random.default_rng(3)
     sources = [_scene(rng, shift=2 * i) for i in range(12)]
     off = [_network(s, np.random.default_rng(i)) for i, s in enumerate(sources)]
-    on, styled = _run(TemporalBlender(1.0), sources, np.random.default_rng(60))
+    on, styled = _run(TemporalBlender(1.0, preset=preset), sources, np.random.default_rng(60))
     assert warping_error(sources, on) <= 0.75 * warping_error(sources, off)
     # The paint moves with the picture (no smear, no paint left where it was): away from the edge the camera
     # uncovers, each output is the one before moved 2 pixels left, not the one before as it was.
@@ -106,11 +111,12 @@ def test_less_flicker_while_the_camera_pans():
         assert np.abs(now - moved).mean() < 0.5 * np.abs(now - before).mean()
 
 
-def test_a_small_object_on_a_still_background_is_painted():
+@PRESETS
+def test_a_small_object_on_a_still_background_is_painted(preset):
     # However small, an object of its own is painted where it is in every frame, not covered with the
     # background's carried paint (forgiving specks of input change as noise, tried, failed this at 4x4).
     rng = np.random.default_rng(8)
-    blender = TemporalBlender(1.0)
+    blender = TemporalBlender(1.0, preset=preset)
     background = _network(_scene(rng, noise=0)).astype(int)
     for i in range(12):
         src = _scene(rng)
@@ -122,9 +128,10 @@ def test_a_small_object_on_a_still_background_is_painted():
         assert np.abs(out[dot].astype(int) - y[dot]).mean() < np.abs(out[dot].astype(int) - background[dot]).mean()
 
 
-def test_no_ghost_where_a_moving_object_was():
+@PRESETS
+def test_no_ghost_where_a_moving_object_was(preset):
     rng = np.random.default_rng(4)
-    blender = TemporalBlender(1.0)
+    blender = TemporalBlender(1.0, preset=preset)
     xs = [8, 14, 20, 26, 32, 50]  # the square moves, then jumps
     for i, x in enumerate(xs):
         src = _scene(rng, square_x=x)

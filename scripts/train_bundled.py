@@ -16,11 +16,11 @@ up in each style's metadata.
 rate, with the motion term (`--motion-weight`: the network learns to move its texture with the picture
 instead of redrawing it), in runs/<name>-steady; with --flow-weight also the flow term on real clips
 (TRAINING_CLIPS, none of which the benchmarks measure), in runs/<name>-steady-flow. All bundled styles but
-`the_scream` (whose frames moved away from its painting) went through --steady; `mosaic` and `udnie` then through
+`the_scream` (whose frames moved away from its painting) went through --steady; all but `great_wave` then through
 
     python scripts/train_bundled.py --only mosaic,udnie --steady --flow-weight 1000 --style-weight 1e5
-
-and `composition_vii` through the same at --style-weight 1.5e5
+    python scripts/train_bundled.py --only starry_night,composition_vii,the_scream --steady --flow-weight 1000 \
+        --style-weight 1.5e5
 
 (the flow term alone washes texture out of flat regions; the higher style weight wins it back; README,
 "Flicker"). The lites were distilled again from their new teachers where that came out better.

@@ -288,8 +288,8 @@ class Stylizer:
         batches = itertools.chain([first], batches)
         # The streamer runs whole frames: frames that need tiles (--max-memory) or a stroke scale go the
         # way stylize() takes them (a stream's frames share one size).
-        whole = not first or self.plan(first[0].shape[0], first[0].shape[1], len(first)).band_pixels is None
-        if self.device.type == "cuda" and self.style_scale == 1 and whole:
+        if self.device.type == "cuda" and self.style_scale == 1 and (
+                not first or self.plan(first[0].shape[0], first[0].shape[1], len(first)).band_pixels is None):
             yield from CudaStreamer(self).run(batches)
         else:
             for batch in batches:

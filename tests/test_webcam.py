@@ -338,3 +338,14 @@ def test_l_switches_between_the_lite_and_the_full_network(lite_registry, tmp_pat
     app.handle_key("n")
     app.handle_key("l")  # beta has no lite network: it stays, with a message
     assert app.style_name == "beta"
+
+
+def test_the_keys_overlay_names_a_key_for_every_command():
+    # The overlay's list (webcam.HELP, what `h` shows) is written beside the KEYS table: a command added to
+    # KEYS without a line there would be a key nobody can find.
+    shown = set()
+    for line in webcam.HELP:
+        shown |= {key.strip().lower() for key in line.split("\t")[0].replace(",", "/").split("/")}
+    for command in set(KEYS.values()) - {f"style {i}" for i in range(1, 10)}:
+        assert any(key in shown for key, c in KEYS.items() if c == command), f"no key shown for {command!r}"
+    assert "1 - 9" in shown  # the style numbers

@@ -40,7 +40,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))  # evaluate_styles: the style distance, measured one way
 
 from nst_video.stylizer import Stylizer, frames_to_tensor  # noqa: E402
-from nst_video.temporal import FLOW_PRESET, OFFLINE_FLOW_PRESET, TemporalBlender, block_motion, flicker, warping_error  # noqa: E402
+from nst_video.temporal import (  # noqa: E402
+    FLOW_PRESET,
+    FLOW_SIDE,
+    OFFLINE_FLOW_PRESET,
+    TemporalBlender,
+    block_motion,
+    flicker,
+    warping_error,
+)
 from nst_video.video_io import VideoSource  # noqa: E402
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -175,12 +183,12 @@ def bench_clips(args) -> None:
     else:
         print(f"(no style distance: style image {style_image} or VGG weights {args.vgg_weights} not found)")
     print(f"style {args.style} on {stylizer.backend}; {args.frames} frames per clip, long side {args.size}; "
-          f"weights {args.weights}; flow preset {args.preset}; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs")
+          f"weights {args.weights}; flow {args.preset} at {args.flow_side} px; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     def fresh_methods():  # a fresh start per clip
         return [("off", None)] + [(f"block {w:g}", BlockBlender(w)) for w in args.weights] \
             + ([(f"hold {w:g}", HoldOnly(w)) for w in args.weights] if args.ablation else []) \
-            + [(f"flow {w:g}", TemporalBlender(w, preset=args.preset)) for w in args.weights]
+            + [(f"flow {w:g}", TemporalBlender(w, args.flow_side, args.preset)) for w in args.weights]
     methods = fresh_methods()
     rows = []
     for clip in args.clips:
@@ -275,6 +283,8 @@ def main() -> None:
     parser.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[0.5, 1.0],
                         help="--temporal weights to measure, comma-separated")
     parser.add_argument("--ablation", action="store_true", help="also `hold W`: the input side alone")
+    parser.add_argument("--flow-side", type=int, default=FLOW_SIDE,
+                        help="long side the blender computes its flow at (nst-video: %(default)s)")
     parser.add_argument("--preset", default=OFFLINE_FLOW_PRESET, choices=["ultrafast", "fast", "medium"],
                         help=f"the blender's DIS preset: {OFFLINE_FLOW_PRESET} (nst-video video, the default) or "
                              f"{FLOW_PRESET} (the webcam)"),

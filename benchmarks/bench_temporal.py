@@ -26,6 +26,7 @@ machine wall-clock figures are inflated by the other processes.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -185,11 +186,10 @@ def bench_clips(args) -> None:
     print(f"style {args.style} on {stylizer.backend}; {args.frames} frames per clip, long side {args.size}; "
           f"weights {args.weights}; flow {args.preset} at {args.flow_side} px; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    def fresh_methods():  # a fresh start per clip
-        return [("off", None)] + [(f"block {w:g}", BlockBlender(w)) for w in args.weights] \
-            + ([(f"hold {w:g}", HoldOnly(w)) for w in args.weights] if args.ablation else []) \
-            + [(f"flow {w:g}", TemporalBlender(w, args.flow_side, args.preset)) for w in args.weights]
-    methods = fresh_methods()
+    # (label, what makes the blender): each clip gets fresh ones
+    methods = [("off", None)] + [(f"block {w:g}", functools.partial(BlockBlender, w)) for w in args.weights] \
+        + ([(f"hold {w:g}", functools.partial(HoldOnly, w)) for w in args.weights] if args.ablation else []) \
+        + [(f"flow {w:g}", functools.partial(TemporalBlender, w, args.flow_side, args.preset)) for w in args.weights]
     rows = []
     for clip in args.clips:
         sources = load_clip(clip, args.frames, args.size, args.start)
@@ -201,7 +201,8 @@ def bench_clips(args) -> None:
         print(f"\n{name}: {len(sources)} frames {w}x{h}, network {fps:.1f} frames/s; input warping error "
               f"{1000 * warping_error(sources, sources):.3f}")
         row = {"clip": name, "size": f"{len(sources)}x {w}x{h}", "input": warping_error(sources, sources)}
-        for label, blender in fresh_methods():
+        for label, make_blender in methods:
+            blender = make_blender() if make_blender else None
             if blender is not None:
                 outputs, ms = run_blender(blender, sources, styled,
                                           stylizer if hasattr(blender, "stabilize") else None)

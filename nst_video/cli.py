@@ -293,7 +293,7 @@ class Seconds(click.ParamType):
 @click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Against flicker (0 = off): the network is given the same pixels where only noise "
                    "changed, and the previous output is carried along the optical flow where the motion "
-                   "is trusted, until the input under it changes by more than 24*W grey levels.")
+                   "is trusted, until the input under it changes by more than 24 x W grey levels.")
 @click.option("--codec", help="Video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libvpx-vp9, ...")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
               help="Constant quality for x264/x265/VP9/AV1: lower is better and bigger (18 looks lossless).")

@@ -306,3 +306,18 @@ def test_real_clip_with_a_bundled_style():
     assert warping_error(sources, on) < 0.65 * warping_error(sources, off)  # 0.53x with the bundled mosaic
     contrast = [float(np.std(o.astype(np.float32) - np.mean(o))) for o in (off[-1], on[-1])]
     assert contrast[1] > 0.85 * contrast[0]
+
+
+def test_the_documented_tolerance_is_the_one_the_blender_uses():
+    # `video --help` and the README tell users how much the input under carried paint may change before it is
+    # repainted; they must say the module's figure (the CLI does not import cv2 for its help, so it is written out).
+    from click.testing import CliRunner
+
+    from nst_video.cli import main
+    from nst_video.temporal import PHOTO_LEVEL
+
+    said = f"{PHOTO_LEVEL:g} x W grey levels"
+    help_text = " ".join(CliRunner().invoke(main, ["video", "--help"]).output.split())
+    assert said in help_text
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert readme.count(said) >= 2

@@ -45,6 +45,7 @@ from nst_video.temporal import (  # noqa: E402
     FLOW_PRESET,
     FLOW_SIDE,
     OFFLINE_FLOW_PRESET,
+    OFFLINE_FLOW_SIDE,
     TemporalBlender,
     block_motion,
     flicker,
@@ -235,17 +236,18 @@ def bench_cost(args) -> None:
     styled = [255 - s for s in sources]  # the cost does not depend on the style
     print(f"\ncost per 640x480 frame ({args.cost_clip}, {len(sources)} frames; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
-    for preset, use in ((FLOW_PRESET, "the webcam"), (OFFLINE_FLOW_PRESET, "video files")):
+    for side, preset, use in ((FLOW_SIDE, FLOW_PRESET, "the webcam"),
+                              (OFFLINE_FLOW_SIDE, OFFLINE_FLOW_PRESET, "video files")):
         for _ in range(2):  # the first pass warms up OpenCV's buffers and thread pool
-            blender = TemporalBlender(1.0, preset=preset)
+            blender = TemporalBlender(1.0, side, preset)
             cpu, start = time.process_time(), time.perf_counter()
             for s, y in zip(sources, styled, strict=True):
                 blender.stabilize(s)
                 blender(s, y)
             ms = 1000 * (time.perf_counter() - start) / len(sources)
             cpu_ms = 1000 * (time.process_time() - cpu) / len(sources)
-        print(f"  stabilize + flow + warp + blend, inline, DIS {preset} ({use}): {ms:.1f} ms wall, {cpu_ms:.1f} ms "
-              "CPU (all threads)")
+        print(f"  stabilize + flow + warp + blend, inline, DIS {preset} at {side} px ({use}): {ms:.1f} ms wall, "
+              f"{cpu_ms:.1f} ms CPU (all threads)")
     if args.cost_network:
         stylizer = Stylizer.from_style(args.cost_network, device=args.device, batch_size=1)
         stylizer.stylize(sources[:1])
@@ -266,7 +268,7 @@ def make_strip(args) -> None:
     sources = load_clip(args.strip_clip, args.strip_start + args.strip_frames, args.size)
     stylizer = Stylizer.from_style(args.style, device=args.device)
     styled = stylizer.stylize(sources)
-    outputs, _ = run_blender(TemporalBlender(1.0, preset=args.preset), sources, styled, stylizer)
+    outputs, _ = run_blender(TemporalBlender(1.0, args.flow_side, args.preset), sources, styled, stylizer)
     pick = range(args.strip_start, args.strip_start + args.strip_frames, args.strip_step)
     x0, y0, x1, y1 = args.strip_crop or (0, 0, sources[0].shape[1], sources[0].shape[0])
     rows = [np.concatenate([seq[i][y0:y1, x0:x1] for i in pick], axis=1) for seq in (sources, styled, outputs)]
@@ -284,8 +286,9 @@ def main() -> None:
     parser.add_argument("--weights", type=lambda s: [float(w) for w in s.split(",")], default=[0.5, 1.0],
                         help="--temporal weights to measure, comma-separated")
     parser.add_argument("--ablation", action="store_true", help="also `hold W`: the input side alone")
-    parser.add_argument("--flow-side", type=int, default=FLOW_SIDE,
-                        help="long side the blender computes its flow at (nst-video: %(default)s)")
+    parser.add_argument("--flow-side", type=int, default=OFFLINE_FLOW_SIDE,
+                        help=f"long side (at most) the blender computes its flow at: {OFFLINE_FLOW_SIDE} (nst-video "
+                             f"video, the default) or {FLOW_SIDE} (the webcam)")
     parser.add_argument("--preset", default=OFFLINE_FLOW_PRESET, choices=["ultrafast", "fast", "medium"],
                         help=f"the blender's DIS preset: {OFFLINE_FLOW_PRESET} (nst-video video, the default) or "
                              f"{FLOW_PRESET} (the webcam)"),

@@ -27,7 +27,7 @@ from nst_video import report, signals
 from nst_video.errors import NstError
 from nst_video.progress import progress_bar
 from nst_video.stylizer import Stylizer
-from nst_video.temporal import OFFLINE_FLOW_PRESET, TemporalBlender
+from nst_video.temporal import TemporalBlender
 from nst_video.video_io import DecodedFrame, VideoSink, VideoSource
 
 _END = object()  # end-of-stream marker on the queues
@@ -84,7 +84,7 @@ def run_video(src: Path, dst: Path, stylizer: Stylizer, temporal: float = 0.0, c
         with VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, codec=codec, crf=crf,
                        preset=preset, audio_from=src if audio and info.audio else None,
                        audio_start=info.segment_start, colorspace=info.colorspace) as sink:
-            pipeline = _Pipeline(source, sink, stylizer, TemporalBlender(temporal, preset=OFFLINE_FLOW_PRESET), cancel)
+            pipeline = _Pipeline(source, sink, stylizer, TemporalBlender.for_video_files(temporal), cancel)
             bar = progress_bar("fps")
             bar.disable = not show_progress
             with bar as progress:

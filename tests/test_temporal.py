@@ -321,3 +321,42 @@ def test_the_documented_tolerance_is_the_one_the_blender_uses():
     assert said in help_text
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert readme.count(said) >= 2
+
+
+def test_carried_paint_meets_new_paint_in_a_thin_seam_at_full_size():
+    # At 640x480 the flow is computed at 320x240. Where carried paint ends, it is mixed with the new frame over
+    # a pixel or two of the frame, not over the flow's pixels scaled up: that wider mix washed the texture out.
+    rng = np.random.default_rng(9)
+    h, w = 480, 640
+    still = _texture(rng, h, w)
+    blender = TemporalBlender(1.0)
+    outs = []
+    for i in range(4):
+        src = still.copy()
+        if i == 3:
+            src[160:320, 240:400] += 80  # a light comes on in one square: repainted there, carried elsewhere
+        src = (src + rng.normal(0, 2, src.shape)).clip(0, 255).astype(np.uint8)
+        y = _network(blender.stabilize(src), np.random.default_rng(i))
+        outs.append(blender(src, y))
+    out, y, prev_out = outs[-1].astype(int), y.astype(int), outs[-2].astype(int)
+    assert np.array_equal(out[240, 320], y[240, 320])  # repainted inside the square
+    assert np.array_equal(out[40:80, 40:80], prev_out[40:80, 40:80])  # carried far from it
+    mixed = (np.abs(out - y).max(axis=2) > 3) & (np.abs(out - prev_out).max(axis=2) > 3)
+    seams = mixed[200:280].sum(axis=1)  # rows crossing the square's left and right edges: two seams each
+    assert seams.min() >= 2  # there is a feather: no hard cut
+    assert seams.mean() <= 5
+
+
+@PRESETS
+def test_a_still_picture_stays_still_to_its_borders(preset):
+    # With a network that redraws its texture every frame, only carrying holds a still picture: every pixel,
+    # the border's too (a band there was repainted every frame once, when DIS found a still border's flow a
+    # hundredth of a pixel "out of the picture").
+    rng = np.random.default_rng(10)
+    still = _texture(rng, 240, 320)
+    blender = TemporalBlender(1.0, preset=preset)
+    outs = []
+    for i in range(5):
+        src = (still + rng.normal(0, 2, still.shape)).clip(0, 255).astype(np.uint8)
+        outs.append(blender(src, _network(blender.stabilize(src), np.random.default_rng(i))))
+    assert all(np.array_equal(out, outs[0]) for out in outs[1:])

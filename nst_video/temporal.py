@@ -19,9 +19,10 @@ neighbourhood all trusted), with a one-pixel feather at their edges: carrying si
 deforming object gives a patchwork of paint from different frames. Because trust compares the current input
 with the input each carried pixel was painted from (carried along with it), not just with the frame before,
 slow changes (light, a slow zoom) add up until they are repainted: paint never goes stale.
-The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too; preset
-fast live, medium for video files) at a reduced size, on a thread of its own when `prepare()` is called ahead
-(while the network works on the frame); benchmarks/bench_temporal.py measures both sides of the trade.
+The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too) at a
+reduced size (preset fast at 320 px live, medium at 640 px for video files), on a thread of its own when
+`prepare()` is called ahead (while the network works on the frame); benchmarks/bench_temporal.py measures
+both sides of the trade.
 
 `warping_error()` measures what this is for, the standard way (Lai et al., ECCV 2018); `flicker()` the
 change of the output where the input held still."""
@@ -44,7 +45,8 @@ FLOW_PRESET = "fast"  # live (the webcam): as cheap as "ultrafast" at this size 
 OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: ~11 ms more per 640x480 frame, and
                                 # it follows motion better (README, "Flicker": 0.40x the warping error of
                                 # --temporal 0 on a still camera where fast gives 0.48x, 0.32x on a pan for 0.55x)
-GATE_LEVEL = 4.0     # grey levels (at the flow size) of input change from what the network last saw: noise
+HOLD_SIDE = 320      # stabilize() compares frames with the long side at most this: the scaling averages noise
+GATE_LEVEL = 4.0     # grey levels (at HOLD_SIDE) of input change from what the network last saw: noise
 GATE_CUT = 0.6       # more than this share of the picture changed: give the network the new frame whole
 PHOTO_LEVEL = 24.0   # grey levels (0..255) of change from the input carried paint was made from, at weight 1,
                      # past which it is repainted
@@ -96,7 +98,7 @@ class TemporalBlender:
         if self._strength <= 0:
             self._held = self._held_grey = None
             return source_rgb
-        size = flow_size(source_rgb.shape[1], source_rgb.shape[0], self.flow_side)
+        size = flow_size(source_rgb.shape[1], source_rgb.shape[0], HOLD_SIDE)
         grey = fl.grey(source_rgb, size)
         held = self._held
         if held is None or held.shape != source_rgb.shape:

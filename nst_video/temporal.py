@@ -39,10 +39,11 @@ from nst_video import flow as fl
 
 FLOW_SIDE = 320      # live: the flow is computed with the long side at most this (640x480 -> 320x240): ~4x cheaper
 OFFLINE_FLOW_SIDE = 640  # video files: a flow at twice the detail follows motion better (README, "Flicker": on
-                         # 640x480 clips 0.39x the warping error of --temporal 0 where 320 px gives 0.48-0.54x)
+                         # 640-px clips 0.38x the warping error of --temporal 0 where 320 px gives 0.51-0.57x),
+                         # at ~54 ms a 640x480 frame (10 at 320 px) and some style on deforming objects
 FLOW_PRESET = "fast"  # live (the webcam): as cheap as "ultrafast" at this size (~3 ms for both directions), and
                       # ~1.4x steadier
-OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: ~11 ms more per 640x480 frame, and
+OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: ~5 ms more than fast at 320 px, and
                                 # it follows motion better (README, "Flicker": 0.40x the warping error of
                                 # --temporal 0 on a still camera where fast gives 0.48x, 0.32x on a pan for 0.55x)
 HOLD_SIDE = 320      # stabilize() compares frames with the long side at most this: the scaling averages noise
@@ -155,7 +156,7 @@ class TemporalBlender:
             region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
         # A one-pixel feather where carrying ends, at the frame's own size: a feather made at the flow size and
         # scaled up mixes old and new paint over several pixels, which washes the texture out (at 640x480,
-        # flow at 320: 1.24-1.39x the style distance of --temporal 0, 1.14-1.22x with this).
+        # flow at 320: 1.24-1.39x the style distance of --temporal 0, 1.14-1.23x with this).
         keep = cv2.blur(region.astype(np.float32), (3, 3))
         moved = fl.warp(prev_output, back, cv2.INTER_NEAREST)
         out = cv2.blendLinear(moved, np.ascontiguousarray(stylized_rgb), keep, 1.0 - keep)

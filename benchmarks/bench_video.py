@@ -1,6 +1,6 @@
 """Video-file throughput: the network alone, the whole file pipeline, and a naive frame-by-frame loop, in one run.
 
-    python benchmarks/bench_video.py                  # 480p, 720p, 1080p (+ 2160p on a GPU); FP32 (+ FP16 on a GPU)
+    python benchmarks/bench_video.py                  # 480p, 720p, 1080p (+ 2160p and --fp16 on a GPU)
     python benchmarks/bench_video.py --quick          # small sizes, few frames: a smoke test of the figures
 
 Columns (frames per second, higher is better):
@@ -123,10 +123,9 @@ def bench(args) -> None:
     print(f"device: {device_name(device)}; torch {torch.__version__}; {frames} frames per run; "
           f"batch size {args.batch_size}")
     if not gpu:
-        print("(FP16 is GPU-only: the Stylizer runs FP32 on the CPU. CPU figures on a shared machine are noisy.)")
-    header = f"{'size':>6} {'prec':>5} {'network':>9} {'file':>9} {'overhead':>9} {'naive':>9} {'speed-up':>9}"
-    print(header)
-    print("-" * len(header))
+        print("(--fp16 is GPU-only. CPU figures on a shared machine are noisy.)")
+    header = f"{'size':>6} {'fp16':>5} {'network':>9} {'file':>9} {'overhead':>9} {'naive':>9} {'speed-up':>9}"
+    shown = False
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             width, height = SIZES[size]
@@ -136,9 +135,15 @@ def bench(args) -> None:
             for precision in precisions:
                 stylizer = Stylizer(make_model(args.style), device=str(device), fp16=precision == "fp16",
                                     batch_size=args.batch_size)
+                if not shown:  # the runtime the Stylizer picked (on the CPU: OpenVINO where it is installed)
+                    print(f"network and file: the Stylizer on {stylizer.backend}; naive: torch, FP32")
+                    print(header)
+                    print("-" * len(header))
+                    shown = True
                 net = network_fps(stylizer, decoded)
                 whole = file_fps(stylizer, src, Path(tmp) / "out.mp4")
-                print(f"{size:>6} {precision:>5} {net:9.2f} {whole:9.2f} {net / whole - 1:+9.1%} {naive:9.2f} "
+                fp16 = "yes" if precision == "fp16" else "no"
+                print(f"{size:>6} {fp16:>5} {net:9.2f} {whole:9.2f} {net / whole - 1:+9.1%} {naive:9.2f} "
                       f"{whole / naive:8.2f}x", flush=True)
                 del stylizer
                 if gpu:

@@ -236,18 +236,17 @@ def bench_cost(args) -> None:
     styled = [255 - s for s in sources]  # the cost does not depend on the style
     print(f"\ncost per 640x480 frame ({args.cost_clip}, {len(sources)} frames; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
-    for side, preset, use in ((FLOW_SIDE, FLOW_PRESET, "the webcam"),
-                              (OFFLINE_FLOW_SIDE, OFFLINE_FLOW_PRESET, "video files")):
+    for make_blender, use in ((TemporalBlender, "the webcam"), (TemporalBlender.for_video_files, "video files")):
         for _ in range(2):  # the first pass warms up OpenCV's buffers and thread pool
-            blender = TemporalBlender(1.0, side, preset)
+            blender = make_blender(1.0)
             cpu, start = time.process_time(), time.perf_counter()
             for s, y in zip(sources, styled, strict=True):
                 blender.stabilize(s)
                 blender(s, y)
             ms = 1000 * (time.perf_counter() - start) / len(sources)
             cpu_ms = 1000 * (time.process_time() - cpu) / len(sources)
-        print(f"  stabilize + flow + warp + blend, inline, DIS {preset} at {side} px ({use}): {ms:.1f} ms wall, "
-              f"{cpu_ms:.1f} ms CPU (all threads)")
+        print(f"  stabilize + flow + warp + blend, inline, DIS {blender.preset} at {blender.flow_side} px ({use}): "
+              f"{ms:.1f} ms wall, {cpu_ms:.1f} ms CPU (all threads)")
     if args.cost_network:
         stylizer = Stylizer.from_style(args.cost_network, device=args.device, batch_size=1)
         stylizer.stylize(sources[:1])

@@ -71,7 +71,7 @@ class TemporalBlender:
     def __init__(self, weight: float = 0.0, flow_side: int = FLOW_SIDE, preset: str = FLOW_PRESET):
         self.weight = weight
         self.flow_side = flow_side
-        # DIS preset (flow.PRESETS): FLOW_PRESET live, OFFLINE_FLOW_PRESET for video files
+        self.preset = preset  # DIS preset (flow.PRESETS): FLOW_PRESET live, OFFLINE_FLOW_PRESET for video files
         self._flow = fl.Flow(preset)         # for the calling thread
         self._worker_flow = fl.Flow(preset)  # for the flow thread (DIS: one instance per thread)
         self._executor: ThreadPoolExecutor | None = None

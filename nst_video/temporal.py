@@ -15,8 +15,9 @@ Carried paint is copied, not averaged: where a network draws its texture anew ev
 textures is neither and washes the style out (a 40% blend, the method before this one, cost up to 2.8x the
 style distance), and it is moved with nearest-pixel sampling, because interpolating it again every frame
 blurs it away within a few frames. Only whole regions are carried (a pixel and its REGION x REGION
-neighbourhood all trusted), with a one-pixel feather at their edges: carrying single pixels inside a moving,
-deforming object gives a patchwork of paint from different frames. Because trust compares the current input
+neighbourhood all trusted), edge to edge with the new paint around them (no feather: a mix of two textures
+again): carrying single pixels inside a moving, deforming object gives a patchwork of paint from different
+frames. Because trust compares the current input
 with the input each carried pixel was painted from (carried along with it), not just with the frame before,
 slow changes (light, a slow zoom) add up until they are repainted: paint never goes stale.
 The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too) at a
@@ -154,12 +155,12 @@ class TemporalBlender:
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
             back *= np.array([w / ws, h / hs], np.float32)
             region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
-        # A one-pixel feather where carrying ends, at the frame's own size: a feather made at the flow size and
-        # scaled up mixes old and new paint over several pixels, which washes the texture out (at 640x480,
-        # flow at 320: 1.24-1.39x the style distance of --temporal 0, 1.14-1.23x with this).
-        keep = cv2.blur(region.astype(np.float32), (3, 3))
-        moved = fl.warp(prev_output, back, cv2.INTER_NEAREST)
-        out = cv2.blendLinear(moved, np.ascontiguousarray(stylized_rgb), keep, 1.0 - keep)
+        # Carried paint meets new paint edge to edge, unmixed: a feather, even one pixel of the frame wide, is a
+        # mix of two textures along every seam, and there are seams all over a moving picture (README,
+        # "Flicker": with a one-pixel feather 1.11-1.87x the style distance of --temporal 0 at 320 px, without
+        # 0.99-1.37x, for a little more warping error, e.g. 0.40x -> 0.45x on a still camera).
+        out = np.array(stylized_rgb)
+        cv2.copyTo(fl.warp(prev_output, back, cv2.INTER_NEAREST), region, out)
         self._prev_output = out
         return out
 

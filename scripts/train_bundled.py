@@ -116,7 +116,8 @@ def resume_flag(runs: Path, max_steps: int) -> list[str]:
     if not checkpoint.exists():
         return []
     import torch
-    step = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"])
+    # mmap: only the step is read, not the whole checkpoint (weights and optimiser state) into memory
+    step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["step"])
     if step >= max_steps:
         raise SystemExit(f"{runs} holds a finished run ({step} steps): move it away to train again, "
                          "or raise --max-steps to continue it")

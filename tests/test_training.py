@@ -266,3 +266,18 @@ def test_flow_term_learns_from_real_video_motion_and_resumes_exactly(tiny_data, 
     (tmp_path / "empty").mkdir()
     with pytest.raises(NstError, match="no videos found"):
         train(_cfg(tiny_data, tmp_path / "e", video_dir=str(tmp_path / "empty"), flow_weight=1.0))
+
+
+def test_train_bundled_resumes_an_unfinished_run_and_refuses_a_finished_one(tmp_path):
+    # scripts/train_bundled.py is run again and again in 10-minute slots: each time it must pick up the last
+    # checkpoint, and never "resume" a finished run (that would only write its old weights again).
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from train_bundled import resume_flag
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert resume_flag(tmp_path, 100) == []
+    torch.save({"step": 40, "model": {"w": torch.zeros(1000)}}, tmp_path / "last.pt")
+    assert resume_flag(tmp_path, 100) == ["--resume"]
+    with pytest.raises(SystemExit, match="finished run \\(40 steps\\)"):
+        resume_flag(tmp_path, 40)

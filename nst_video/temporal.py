@@ -40,13 +40,14 @@ from nst_video import flow as fl
 
 FLOW_SIDE = 320      # live: the flow is computed with the long side at most this (640x480 -> 320x240): ~4x cheaper
 OFFLINE_FLOW_SIDE = 640  # video files: a flow at twice the detail follows motion better (README, "Flicker": on
-                         # 640-px clips 0.38x the warping error of --temporal 0 where 320 px gives 0.51-0.57x),
+                         # 640-px clips 0.38x the warping error of --temporal 0 where 320 px gave 0.51-0.57x,
+                         # measured with the seam feather of 73bf3f7; 0.42-0.43x now),
                          # at ~54 ms a 640x480 frame (10 at 320 px) and some style on deforming objects
 FLOW_PRESET = "fast"  # live (the webcam): as cheap as "ultrafast" at this size (~3 ms for both directions), and
                       # ~1.4x steadier
 OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: ~5 ms more than fast at 320 px, and
-                                # it follows motion better (README, "Flicker": 0.40x the warping error of
-                                # --temporal 0 on a still camera where fast gives 0.48x, 0.32x on a pan for 0.55x)
+                                # it follows motion better (README, "Flicker": 0.45x the warping error of
+                                # --temporal 0 on a still camera where fast gives 0.51x, 0.39x on a pan for 0.62x)
 HOLD_SIDE = 320      # stabilize() compares frames with the long side at most this: the scaling averages noise
 GATE_LEVEL = 4.0     # grey levels (at HOLD_SIDE) of input change from what the network last saw: noise
 GATE_CUT = 0.6       # more than this share of the picture changed: give the network the new frame whole

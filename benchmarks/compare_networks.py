@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_temporal import VGG, StyleDistance, load_clip, style_image_for  # noqa: E402
 
+from nst_video.errors import NstError  # noqa: E402
 from nst_video.styles import StyleRegistry  # noqa: E402
 from nst_video.stylizer import Stylizer  # noqa: E402
 from nst_video.temporal import warping_error  # noqa: E402
@@ -28,9 +29,14 @@ def main() -> None:
     ap.add_argument("--clips", type=lambda s: s.split(","), default=CLIPS)
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", type=int, default=320)
+    ap.add_argument("--device", default="cpu", help="where the two networks run: cpu, cuda, ... (the warping error "
+                                                    "and style distance are measured on the CPU)")
     args = ap.parse_args()
     distance = StyleDistance(style_image_for(args.first), VGG)
-    networks = [Stylizer(StyleRegistry().load(s)[1], device="cpu") for s in (args.first, args.second)]
+    try:
+        networks = [Stylizer(StyleRegistry().load(s)[1], device=args.device) for s in (args.first, args.second)]
+    except NstError as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"warping error x1000 (style distance), --temporal 0: {args.first} -> {args.second}")
     for clip in args.clips:
         sources = load_clip(clip, args.frames, args.size)

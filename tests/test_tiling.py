@@ -160,7 +160,9 @@ def test_peak_memory_stays_within_the_budget(tmp_path):
                StyleInfo(name="lite", title="Random lite (test)", credit="tests", architecture="lite"))
     h, w = 3000, 4000
     Image.fromarray(_photo(h, w)).save(tmp_path / "big.bmp")
-    budget = "1.3G"
+    # Tight, but above what a freshly installed environment already holds before the picture (~850 MiB: its
+    # libraries all in the page cache; ~540 MiB in an older one), so that it still runs in tiles there.
+    budget = "1.6G"
     measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
     r = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "nst_video", "image",

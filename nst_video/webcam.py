@@ -141,6 +141,10 @@ class Recorder:
                 f"{self.sink.end_pts / 1000:.1f} s)")
 
 
+HINT_FRAMES = 8  # frames measured before Stats.slow_hint judges the speed (a few seconds on a slow CPU)
+SLOW_FPS = 8.0     # below this the picture no longer looks live
+
+
 class Stats:
     """FPS and latency (camera capture -> frame shown or recorded): smoothed for the overlay, averaged for
     the summary."""
@@ -151,6 +155,7 @@ class Stats:
         self.last_done = 0.0
         self.latency_sum = self.network_sum = 0.0
         self.fps = self.latency_ms = 0.0
+        self.hinted = False
 
     def add(self, frame: CapturedFrame, network_s: float) -> None:
         done = time.monotonic()
@@ -165,6 +170,20 @@ class Stats:
         self.last_done = done
         self.latency_sum += latency
         self.network_sum += network_s
+
+    def slow_hint(self, width: int, height: int) -> str | None:
+        """Once, after HINT_FRAMES frames: where the network alone cannot keep SLOW_FPS at this size (a CPU without
+        AMX or AVX512-BF16 runs the lite network at ~3 FPS at 640x480: README, "Real time on a CPU"), what to
+        do about it; else None."""
+        if self.hinted or self.frames < HINT_FRAMES or max(width, height) <= 320:
+            return None
+        self.hinted = True
+        network_ms = 1000 * self.network_sum / self.frames
+        if network_ms * SLOW_FPS <= 1000:
+            return None
+        return (f"slow: the network takes {network_ms:.0f} ms a {width}x{height} frame here (at most "
+                f"{1000 / network_ms:.1f} FPS); --size {width // 2 // 2 * 2}x{height // 2 // 2 * 2} paints "
+                "3-4x faster")
 
     def summary(self, dropped: int) -> str:
         if not self.frames:

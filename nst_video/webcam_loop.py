@@ -173,6 +173,9 @@ def process_frames(app: WebcamApp, camera: Camera, max_frames: int | None, stop:
         if show is not None:
             show((view, app.overlay_lines()))
         app.stats.add(frame, network)
+        hint = app.stats.slow_hint(frame.rgb.shape[1], frame.rgb.shape[0])
+        if hint:
+            log(hint)
         if max_frames and app.stats.frames >= max_frames:
             return None
     return None

@@ -349,3 +349,32 @@ def test_the_keys_overlay_names_a_key_for_every_command():
     for command in set(KEYS.values()) - {f"style {i}" for i in range(1, 10)}:
         assert any(key in shown for key, c in KEYS.items() if c == command), f"no key shown for {command!r}"
     assert "1 - 9" in shown  # the style numbers
+
+
+def test_slow_network_hint_once_with_a_smaller_size():
+    stats = webcam.Stats()
+    for _ in range(webcam.HINT_FRAMES - 1):
+        stats.add(CapturedFrame(np.zeros((480, 640, 3), np.uint8), time.monotonic(), 0), 0.3)
+        assert stats.slow_hint(640, 480) is None  # not judged before HINT_FRAMES frames
+    stats.add(CapturedFrame(np.zeros((480, 640, 3), np.uint8), time.monotonic(), 0), 0.3)
+    hint = stats.slow_hint(640, 480)
+    assert hint.startswith("slow: the network takes 300 ms a 640x480 frame") and "--size 320x240" in hint
+    assert stats.slow_hint(640, 480) is None  # said once
+    fast, small = webcam.Stats(), webcam.Stats()
+    for _ in range(webcam.HINT_FRAMES):
+        fast.add(CapturedFrame(np.zeros((480, 640, 3), np.uint8), time.monotonic(), 0), 0.05)
+        small.add(CapturedFrame(np.zeros((240, 320, 3), np.uint8), time.monotonic(), 0), 0.3)
+    assert fast.slow_hint(1280, 720) is None  # 20 FPS is live
+    assert small.slow_hint(320, 240) is None  # nothing smaller worth suggesting
+
+
+def test_slow_network_hint_reaches_the_user(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "cam.mp4", frames=6)
+    monkeypatch.setattr(webcam, "HINT_FRAMES", 3)
+    monkeypatch.setattr(webcam, "SLOW_FPS", 1e9)  # any network is "slow": the hint's path, not the CPU's speed
+    r = cli_in_process("webcam", "--camera", "cam.mp4", "--styles", "randomstyle", "--no-window",
+                       "--size", "400x300", "--max-frames", "6")
+    assert r.exit_code == 0, r.output
+    hints = [line for line in r.stderr.splitlines() if "slow: the network takes" in line]
+    assert len(hints) == 1 and "a 400x300 frame" in hints[0] and "--size 200x150" in hints[0], r.stderr

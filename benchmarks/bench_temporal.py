@@ -201,9 +201,9 @@ def bench_clips(args) -> None:
         fps = len(sources) / (time.perf_counter() - start)
         h, w = sources[0].shape[:2]
         name = clip_name(clip)
-        print(f"\n{name}: {len(sources)} frames {w}x{h}, network {fps:.1f} frames/s; input warping error "
-              f"{1000 * warping_error(sources, sources):.3f}, still flicker {flicker(sources, sources):.2f}")
-        row = {"clip": name, "size": f"{len(sources)}x {w}x{h}", "input": warping_error(sources, sources)}
+        input_error, input_figures = describe_input(sources)
+        print(f"\n{name}: {len(sources)} frames {w}x{h}, network {fps:.1f} frames/s; {input_figures}")
+        row = {"clip": name, "size": f"{len(sources)}x {w}x{h}", "input": input_error}
         for label, make_blender in methods:
             blender = make_blender() if make_blender else None
             if blender is not None:
@@ -237,8 +237,13 @@ def bench_inputs(args) -> None:
     for clip in args.clips:
         sources = load_clip(clip, args.frames, args.size, args.start)
         h, w = sources[0].shape[:2]
-        print(f"{clip_name(clip)}: {len(sources)} frames {w}x{h}; input warping error "
-              f"{1000 * warping_error(sources, sources):.3f}, still flicker {flicker(sources, sources):.2f}")
+        print(f"{clip_name(clip)}: {len(sources)} frames {w}x{h}; {describe_input(sources)[1]}")
+
+
+def describe_input(sources: list[np.ndarray]) -> tuple[float, str]:
+    """The input's own warping error, and it with the input's still flicker as printed per clip."""
+    error = warping_error(sources, sources)
+    return error, f"input warping error {1000 * error:.3f}, still flicker {flicker(sources, sources):.2f}"
 
 
 def clip_name(clip: str) -> str:

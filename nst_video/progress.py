@@ -10,6 +10,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from nst_video.report import console as stderr_console
@@ -18,8 +19,8 @@ from nst_video.report import console as stderr_console
 class RateColumn(ProgressColumn):
     """Items per second, e.g. '23.4 fps' for frames or '1.8 it/s' for training steps."""
 
-    def __init__(self, unit: str = "it/s"):
-        super().__init__()
+    def __init__(self, unit: str = "it/s", table_column: Column | None = None):
+        super().__init__(table_column)
         self.unit = unit
 
     def render(self, task) -> Text:
@@ -27,8 +28,53 @@ class RateColumn(ProgressColumn):
         return Text("--" if speed is None else f"{speed:.1f} {self.unit}", style="progress.data.speed")
 
 
+class OneLineTextColumn(TextColumn):
+    """A text column cut with an ellipsis rather than wrapped, so the bar stays one line."""
+
+    def render(self, task) -> Text:
+        text = super().render(task)
+        text.no_wrap, text.overflow = True, "ellipsis"
+        return text
+
+
+class _Progress(Progress):
+    def stop(self) -> None:
+        if self.tasks or self.disable:
+            return super().stop()
+        # A job that failed before its first task has nothing to show, and rich would still end a file's or a
+        # pipe's output with a blank line (the end of a bar's last line) right before the error line.
+        self.live.transient = True
+        self.live.stop()
+
+
 def progress_bar(unit: str = "it/s", transient: bool = False) -> Progress:
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    RateColumn(unit), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    TextColumn("{task.fields[status]}"),
+    """Count, rate, elapsed and ETA never shrink (no_wrap): in a narrow terminal the bar, the description and
+    the status give way first, the text ones cut with an ellipsis."""
+    def whole() -> Column:
+        return Column(no_wrap=True)
+
+    def give_way() -> Column:
+        return Column(no_wrap=False, overflow="ellipsis")
+
+    # descriptions and statuses (file and style names) as they are: no markup, no emoji codes
+    return _Progress(OneLineTextColumn("{task.description}", style="progress.description", markup=False,
+                                       table_column=give_way()),
+                    BarColumn(bar_width=None, table_column=Column(ratio=1)),
+                    MofNCompleteColumn(table_column=whole()), RateColumn(unit, table_column=whole()),
+                    TimeElapsedColumn(table_column=whole()), TextColumn("ETA", table_column=whole()),
+                    TimeRemainingColumn(table_column=whole()),
+                    OneLineTextColumn("{task.fields[status]}", markup=False, table_column=give_way()),
                     console=stderr_console, transient=transient)
+
+
+def fields_lines(fields: list[str], width: int, indent: int = 2) -> list[str]:
+    """`fields` joined by two spaces into lines of at most `width` characters, broken only between fields
+    (a terminal's own wrapping would cut a number in two); lines after the first indented."""
+    lines, line = [], ""
+    for field in fields:
+        candidate = f"{line}  {field}" if line else field
+        if line and len(candidate) > width:
+            lines.append(line)
+            candidate = " " * indent + field
+        line = candidate
+    return lines + [line] if line else lines

@@ -23,7 +23,7 @@ from PIL import Image
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
 from nst_video.model import ARCHITECTURES, TransformerNet, build_network
-from nst_video.progress import progress_bar
+from nst_video.progress import fields_lines, progress_bar
 from nst_video.report import say
 from nst_video.signals import StopFlag, signal_name
 from nst_video.styles import StyleInfo, load_model, load_style, save_style, user_styles_dir
@@ -286,12 +286,15 @@ def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
             bad_in_a_row = 0
             step += 1
             values = outcome.terms
-            progress.update(task, completed=step, status="  ".join(f"{k} {v:.3g}" for k, v in values.items()))
+            # the bar shows the total only (it must fit 80 columns); the log lines below carry every term
+            progress.update(task, completed=step, status=f"loss {values['total']:.4g}")
             if step % cfg.log_interval == 0 or step == cfg.max_steps:
                 rate = (step - first_step) / max(time.time() - started, 1e-9)
                 _log(log_file, {"step": step, **values, "lr": lr, "it_s": round(rate, 3), "skipped": len(skipped)})
-                progress.console.print(f"step {step:>6}/{cfg.max_steps}  " + "  ".join(
-                    f"{k} {v:9.4g}" for k, v in values.items()) + f"  {rate:.2f} it/s", soft_wrap=True)
+                fields = [f"step {step}/{cfg.max_steps}", f"loss {values['total']:.4g}", f"{rate:.2f} it/s",
+                          *(f"{k} {v:.4g}" for k, v in values.items() if k != "total")]
+                for line in fields_lines(fields, progress.console.width):
+                    progress.console.print(line, soft_wrap=True, markup=False, highlight=False)
                 if writer:
                     for k, v in values.items():
                         writer.add_scalar(f"loss/{k}", v, step)

@@ -1,7 +1,7 @@
 """Two networks of one style, alone (`--temporal 0`): the warping error and style distance of each on the same
 clips (as bench_temporal.py measures them), and the ratios. For a fine-tune such as train_bundled.py --steady:
 
-    git show ec435d1:checkpoints/udnie.safetensors > /tmp/udnie-before.safetensors
+    git show COMMIT:checkpoints/udnie.safetensors > /tmp/udnie-before.safetensors   # the weights before it
     python benchmarks/compare_networks.py /tmp/udnie-before.safetensors checkpoints/udnie.safetensors
 """
 from __future__ import annotations

@@ -91,14 +91,11 @@ def default_budget(device: torch.device) -> int:
 
 
 # What stylizing needs beyond what the process holds before it starts, in bytes per pixel of the (padded)
-# picture, measured as the rise of peak RSS on the CPU (benchmarks/bench_large.py --memory; 2 cores, float32),
-# with ~10% added. Everything a pass allocates is in it: the float copies of the frame, the runtime's own
-# buffers, the uint8 result. On a GPU no figure is measured yet: the CPU's torch figure is used, halved
-# for FP16 (activations dominate; cuDNN's workspace is not counted).
+# picture: the rise of peak RSS on the CPU, with a margin (benchmarks/bench_large.py --memory). On a GPU the
+# CPU's torch figure is used, halved for FP16. How they were measured: docs/large-pictures.md.
 UNTILED_BYTES_PER_PIXEL = {"torch": 1150, "openvino": 400, "onnxruntime": 650}
-# Allocator rounding, Python objects, small tensors, and library code first touched while the picture runs:
-# in a freshly installed environment (its libraries all in the page cache) a 12 MP picture in tiles under
-# --max-memory 1.3G peaked at up to 1.36 GiB with 96 MiB here, at 1.27 GiB with this.
+# Allocator rounding, Python objects, small tensors, and library code first touched while the picture runs;
+# sized on a freshly installed environment (docs/large-pictures.md, "The memory estimate's figures").
 SLACK = 224 * 2**20
 
 

@@ -11,15 +11,14 @@ with the picture. `TemporalBlender` works on both sides of the network:
   view, what the flow got wrong, what changed) the new frame is taken as it is, so a moving object leaves no
   ghost trail. A scene cut, a reset or a change of frame size starts afresh.
 
-Carried paint is copied, not averaged: where a network draws its texture anew every frame, a mix of two
-textures is neither and washes the style out (a 40% blend, the method before this one, cost up to 2.8x the
-style distance), and it is moved with nearest-pixel sampling, because interpolating it again every frame
-blurs it away within a few frames. Only whole regions are carried (a pixel and its REGION x REGION
-neighbourhood all trusted): carrying single pixels inside a moving, deforming object gives a patchwork of
-paint from different frames. They meet the new paint around them edge to edge, with no feather, which would be
-a mix of two textures again. Because trust compares the current input with the input each carried pixel was
-painted from (carried along with it), not just with the frame before, slow changes (light, a slow zoom) add up
-until they are repainted: paint never goes stale.
+Carried paint is copied, not averaged: where a network draws its texture anew every frame, a mix of two textures
+is neither and washes the style out (docs/flicker.md has the figures), and it is moved with nearest-pixel
+sampling, because interpolating it again every frame blurs it away within a few frames. Only whole regions are
+carried (a pixel and its REGION x REGION neighbourhood all trusted): carrying single pixels inside a moving,
+deforming object gives a patchwork of paint from different frames. They meet the new paint around them edge to
+edge, with no feather, which would be a mix of two textures again. Because trust compares the current input with
+the input each carried pixel was painted from (carried along with it), not just with the frame before, slow
+changes (light, a slow zoom) add up until they are repainted: paint never goes stale.
 The flow is OpenCV's DIS (nst_video/flow.py; this module uses cv2 for the flow's image operations too) at a
 reduced size (preset fast at 320 px live, medium at 640 px for video files), on a thread of its own when
 `prepare()` is called ahead (while the network works on the frame); benchmarks/bench_temporal.py measures
@@ -39,15 +38,11 @@ import numpy as np
 from nst_video import flow as fl
 
 FLOW_SIDE = 320      # live: the flow is computed with the long side at most this (640x480 -> 320x240): ~4x cheaper
-OFFLINE_FLOW_SIDE = 640  # video files: a flow at twice the detail follows motion better (README, "Flicker": on
-                         # 640-px clips 0.38x the warping error of --temporal 0 where 320 px gave 0.51-0.57x,
-                         # measured with the seam feather of 73bf3f7; 0.42-0.43x now),
-                         # at ~54 ms a 640x480 frame (10 at 320 px) and some style on deforming objects
-FLOW_PRESET = "fast"  # live (the webcam): as cheap as "ultrafast" at this size (~3 ms for both directions), and
-                      # ~1.4x steadier
-OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: ~5 ms more than fast at 320 px, and
-                                # it follows motion better (README, "Flicker": 0.45x the warping error of
-                                # --temporal 0 on a still camera where fast gives 0.51x, 0.39x on a pan for 0.62x)
+OFFLINE_FLOW_SIDE = 640  # video files: a flow at twice the detail follows motion better, for more time a frame
+                         # and some style on deforming objects (docs/flicker.md, "Video files at 640 px")
+FLOW_PRESET = "fast"  # live (the webcam): as cheap as "ultrafast" at this size, and steadier
+OFFLINE_FLOW_PRESET = "medium"  # video files, which have no frame deadline: a few ms more than fast, and it
+                                # follows motion better (both: docs/flicker.md, "The flow's preset")
 HOLD_SIDE = 320      # stabilize() compares frames with the long side at most this: the scaling averages noise
 GATE_LEVEL = 4.0     # grey levels (at HOLD_SIDE) of input change from what the network last saw: noise
 GATE_CUT = 0.6       # more than this share of the picture changed: give the network the new frame whole
@@ -154,13 +149,12 @@ class TemporalBlender:
         hs, ws = back.shape[:2]
         if (w, h) != (ws, hs):
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR)
-            back = cv2.multiply(back, (w / ws, h / hs, 0, 0))  # per channel: ~0.4 ms a 640x480 frame, numpy's
-                                                                # broadcast over the last axis ~1.4
+            back = cv2.multiply(back, (w / ws, h / hs, 0, 0))  # per channel: cheaper than numpy's broadcast
+                                                                # over the last axis (docs/flicker.md, "Cost")
             region = cv2.resize(region, (w, h), interpolation=cv2.INTER_NEAREST)
         # Carried paint meets new paint edge to edge, unmixed: a feather, even one pixel of the frame wide, is a
-        # mix of two textures along every seam, and there are seams all over a moving picture (README,
-        # "Flicker": with a one-pixel feather 1.11-1.87x the style distance of --temporal 0 at 320 px, without
-        # 0.99-1.37x, for a little more warping error, e.g. 0.40x -> 0.45x on a still camera).
+        # mix of two textures along every seam, and there are seams all over a moving picture (measured:
+        # docs/flicker.md, "The seam where carried paint ends").
         out = np.array(stylized_rgb)
         cv2.copyTo(fl.warp(prev_output, back, cv2.INTER_NEAREST), region, out)
         self._prev_output = out

@@ -2,11 +2,10 @@
 
 Why naive tiles fail with this network: each of its instance norm layers (15 in Johnson's network) normalises
 with the per-channel mean and variance of its *whole* feature map. A tile run on its own normalises with its
-own statistics, which differ from tile to tile: seams and colour shifts (28.7 dB PSNR against one pass on
-a detailed 4 MP picture). Estimates of the whole picture's statistics do not fix it (README, "Large
-pictures"; benchmarks/bench_large.py --stats): from a copy scaled down to 1/4 of the pixels, 35 dB, to
-1/15, 28 dB (the network's features depend on scale); from full-resolution windows covering 1/8 of the
-picture, 28 dB (a picture is not the same everywhere). So the statistics are exact:
+own statistics, which differ from tile to tile: seams and colour shifts. Estimates of the whole picture's
+statistics do not fix it: the network's features depend on scale, so a scaled-down copy has other statistics,
+and a picture is not the same everywhere, so a sample of it has others too (the PSNR figures:
+docs/large-pictures.md; benchmarks/bench_large.py --stats measures them). So the statistics are exact:
 
 - The picture runs layer by layer. A layer's output is computed in bands of rows; a band reads the rows of
   the layer's input it needs plus the convolution's reach (kernel // 2 rows each side, reflected at the

@@ -6,7 +6,7 @@ and the bundled feed-forward style trained on the same painting (`nst-video imag
 
 Both images come from the project's own commands, at the same size (--size, the long side). `--optimized FILE`
 reuses a finished `nst-video optimize` result instead of running it again (it takes minutes on a CPU). The
-optimisation's own output line (size, steps, seconds, it/s) is printed, for the README's figures.
+optimisation's own output line (size, steps, seconds, it/s) is printed, for docs/optimize.md's figures.
 """
 from __future__ import annotations
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from train_bundled import BASE, ROOT, STYLES, resume_flag, run, training_clips
 
-# Styles whose lite network stays short of its teacher's style at the teacher's weights: a lite network
-# distilled with them came out less stylized (the_scream-lite: 1.22-1.25x the full style's distance to the
-# painting, content 0.83x, after 1,500-3,000 steps); twice the style weight gave 0.92x style, 0.91x content
-# (scripts/evaluate_styles.py). The bundled the_scream-lite: 3,000 steps at 4e4, then 600 at 8e4.
+# Styles whose lite network stays short of its teacher's style at the teacher's weights: distilled with them it
+# came out less stylized, and twice the style weight won the style back (figures: docs/training.md, "The lite
+# styles"; scripts/evaluate_styles.py).
 STYLE_WEIGHT = {"the_scream": 8e4}
 
 

@@ -32,7 +32,7 @@ SIZE_WARNING = 1_500_000  # bytes: the gallery is committed, keep it light
 
 def pick_styles(spec: str | None) -> list[tuple[str, str]]:
     """(name, title) per style: the ones named in `spec` (comma-separated), or every available style with
-    its full network (a NAME-lite beside its NAME only in samples/gallery_lite.jpg: see the README)."""
+    its full network (a NAME-lite beside its NAME only in samples/gallery_lite.jpg: see docs/training.md)."""
     registry = StyleRegistry()
     names = [s.strip() for s in spec.split(",") if s.strip()] if spec else one_per_style(registry.names())
     if not names:

@@ -1,4 +1,4 @@
-"""Make docs/web-app.png, the README's picture of `nst-video serve`: the page in Debian's headless Chromium
+"""Make docs/web-app.png, docs/web.md's picture of `nst-video serve`: the page in Debian's headless Chromium
 with every bundled style in the gallery and the sample raccoon stylized.
 
     python scripts/web_screenshot.py [--style starry_night] [--out docs/web-app.png]

@@ -27,12 +27,12 @@ def test_export_writes_a_checked_graph(fmt, suffix, tmp_path):
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
 
-def test_readme_snippet_runs_with_plain_onnxruntime(tmp_path):
+def test_docs_snippet_runs_with_plain_onnxruntime(tmp_path):
     if not (installed("onnx") and installed("onnxruntime")):
         pytest.skip("onnx / onnxruntime not installed")
-    readme = (ROOT / "README.md").read_text()
-    snippet = re.search(r"<!-- tested: tests/test_export.py -->\s*```python\n(.*?)```", readme, re.S)
-    assert snippet, "the README's ONNX Runtime snippet is missing"
+    page = (ROOT / "docs" / "cpu-runtimes.md").read_text()
+    snippet = re.search(r"<!-- tested: tests/test_export.py -->\s*```python\n(.*?)```", page, re.S)
+    assert snippet, "the ONNX Runtime snippet of docs/cpu-runtimes.md (Export) is missing"
     r = run_cli("export", "--style", "mosaic", "-o", tmp_path / "mosaic.onnx")
     assert r.returncode == 0, r.stderr
     rgb = np.random.default_rng(0).integers(0, 256, (61, 83, 3), dtype=np.uint8)

@@ -309,8 +309,9 @@ def test_real_clip_with_a_bundled_style():
 
 
 def test_the_documented_tolerance_is_the_one_the_blender_uses():
-    # `video --help` and the README tell users how much the input under carried paint may change before it is
-    # repainted; they must say the module's figure (the CLI does not import cv2 for its help, so it is written out).
+    # `video --help` and the docs (the video options, the flicker page) tell users how much the input under carried
+    # paint may change before it is repainted; they must say the module's figure (the CLI does not import cv2 for
+    # its help, so it is written out).
     from click.testing import CliRunner
 
     from nst_video.cli import main
@@ -319,8 +320,9 @@ def test_the_documented_tolerance_is_the_one_the_blender_uses():
     said = f"{PHOTO_LEVEL:g} x W grey levels"
     help_text = " ".join(CliRunner().invoke(main, ["video", "--help"]).output.split())
     assert said in help_text
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert readme.count(said) >= 2
+    docs = Path(__file__).parents[1] / "docs"
+    for page in ("video.md", "flicker.md"):
+        assert said in (docs / page).read_text(), page
 
 
 def test_carried_paint_meets_new_paint_unmixed_and_close_to_the_change():

@@ -102,6 +102,17 @@ class Camera:
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
 
+    @property
+    def rate(self) -> float | None:
+        """Frames a second the camera delivers (a file: its own rate), where it says; None where it does not."""
+        if self.paced_fps:
+            return self.paced_fps
+        try:
+            fps = float(self.capture.get(cv2.CAP_PROP_FPS))
+        except Exception:  # stand-ins without get(); a driver that cannot tell
+            return None
+        return fps if 1 <= fps <= 240 else None
+
     def start(self) -> "Camera":
         self._started = time.monotonic()
         self._thread.start()

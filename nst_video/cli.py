@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ import click
 
 from nst_video import __version__
 from nst_video.errors import NstError
+from nst_video.training.config import DISTILL_STEPS, DISTILL_WEIGHT  # plain data: no training code loads
 
 
 def guess_mode(arg: str) -> str:
@@ -89,9 +91,29 @@ def _apply(func, options):
     return func
 
 
+class FiniteFloat(click.types.FloatParamType):
+    """The type of every float option: FINITE_FLOAT, or FiniteFloatRange for bounds. click's float and
+    FloatRange take 'nan' and 'inf' (nan fails no comparison), which would fail later, deep in a job, as an
+    internal error; here they are a usage error. tests/test_cli_options.py checks every command's options."""
+
+    def convert(self, value, param, ctx):
+        number = click.types.FloatParamType.convert(self, value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class FiniteFloatRange(FiniteFloat, click.FloatRange):
+    """click.FloatRange (its bounds shown in --help), finite."""
+
+
+FINITE_FLOAT = FiniteFloat()
+
+
 def runtime_options(func):
-    """Where and how the network runs: --device, --fp16, --backend, --threads (every command that stylizes)."""
-    from nst_video.runtimes import BACKENDS
+    """Where and how the network runs: --device, --fp16, --backend, --threads, --precision (every command that
+    stylizes)."""
+    from nst_video.runtimes import BACKENDS, PRECISIONS
 
     return _apply(func, [
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
@@ -101,13 +123,16 @@ def runtime_options(func):
                           "CPU (OpenVINO)."),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: every "
                                                                    "core)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="What the CPU runtime computes in: auto = the CPU's best (bf16 with AMX or AVX512-BF16, "
+                          "else fp32); fp32 on such a CPU shows what one without them gets."),
     ])
 
 
 def network_options(func):
     """The runtime options and the look of the result: --strength, --preserve-color."""
     return _apply(runtime_options(func), [
-        click.option("--strength", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+        click.option("--strength", type=FiniteFloatRange(0, 1), default=1.0, show_default=True,
                      help="Blend with the original: 1 = fully stylized, 0 = original."),
         click.option("--preserve-color", is_flag=True, help="Keep the original colours; transfer only luminance."),
     ])
@@ -121,12 +146,13 @@ def stylizer_options(func):
     @click.option("--batch-size", type=click.IntRange(min=1),
                   help="Frames per forward pass (default: 4 on a CUDA GPU, 1 on the CPU, where batches do not pay).")
     @functools.wraps(func)
-    def wrapper(*args, style, device, fp16, strength, preserve_color, batch_size, backend, threads, **kwargs):
+    def wrapper(*args, style, device, fp16, strength, preserve_color, batch_size, backend, threads, precision,
+                **kwargs):
         def make_stylizer():
             from nst_video.stylizer import Stylizer
             return Stylizer.from_style(style, device=device, fp16=fp16, strength=strength,
                                        preserve_color=preserve_color, batch_size=batch_size, backend=backend,
-                                       threads=threads)
+                                       threads=threads, precision=precision)
         return func(*args, make_stylizer=make_stylizer, **kwargs)
     return wrapper
 
@@ -218,7 +244,7 @@ def styles_cmd():
 
     from nst_video.styles import BUNDLED_DIR, StyleRegistry, user_styles_dir
 
-    available = StyleRegistry().available()
+    available = StyleRegistry().available(check_weights=False)  # the headers: no torch (weights checked on use)
     if not available:
         click.echo(f"no styles found in {BUNDLED_DIR} or {user_styles_dir()}; train one with `nst-video train`")
         return
@@ -228,7 +254,8 @@ def styles_cmd():
         trained = ", ".join(f"{k} {t[k]}" for k in ("steps", "image_size", "device") if k in t)
         table.add_row(info.key, info.title, info.architecture, info.credit, trained,
                       str(info.path))
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    # names, titles, credits and paths as they are: no markup or emoji codes (a style file's metadata is anyone's)
+    Console(width=200 if not sys.stdout.isatty() else None, markup=False, emoji=False).print(table)
 
 
 @main.command()
@@ -278,6 +305,8 @@ class Seconds(click.ParamType):
         if (match.group(2) and secs >= 60) or (match.group(1) and minutes >= 60):
             self.fail(f"{value!r}: minutes and seconds after a ':' must be below 60", param, ctx)
         seconds = hours * 3600 + minutes * 60 + secs
+        if not math.isfinite(seconds):  # 400 digits are a float too large to hold
+            self.fail(f"{value!r} is not a time: too large", param, ctx)
         if self.positive and seconds <= 0:
             self.fail(f"{value!r}: must be more than 0", param, ctx)
         return seconds
@@ -290,7 +319,7 @@ class Seconds(click.ParamType):
 @click.option("--duration", type=Seconds(positive=True), help="Write only this long a segment (seconds or m:s).")
 @click.option("--max-size", type=click.IntRange(min=8),
               help="Cap the long side (pixels); the aspect is kept (sizes rounded to even).")
-@click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--temporal", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="Against flicker (0 = off): the network is given the same pixels where only noise "
                    "changed, and the previous output is carried along the optical flow where the motion "
                    "is trusted, until the input under it changes by more than 24 x W grey levels.")
@@ -334,7 +363,7 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
 @click.option("--full", is_flag=True, help="Full networks on a CPU too (there the default is each style's lite "
                                            "network, for real time; `l` switches live).")
 @network_options
-@click.option("--temporal", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--temporal", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="Flow-guided smoothing against flicker, as in `video --temporal`; 0 = off at start "
                    "(t toggles it, at 0.5 when not given).")
 @click.option("--record", type=click.Path(dir_okay=False), help="Record from the start to this video file.")
@@ -342,7 +371,15 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
               help="Where k (snapshots) and r (recordings) write their files.")
 @click.option("--no-window", is_flag=True, help="Run without a window (with --record, and/or --max-frames).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop by itself after this many frames.")
-def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_dir, **options):
+@click.option("--fps", type=FiniteFloatRange(min=1, max=240),
+              help="Frame rate to hold: the network paints smaller where it cannot keep it at --size, and the "
+                   "picture is brought back up with the frame's detail (default: the camera's rate, at most 30).")
+@click.option("--paint-size", metavar="WxH", help="Pin the size the network paints at (at most --size); default: "
+                                                  "chosen to hold --fps.")
+@click.option("--stream", metavar="URL", help="Also send the stylized frames as a live H.264 stream: "
+                                              "udp://HOST:PORT (MPEG-TS), rtmp://HOST[:PORT]/APP/KEY or "
+                                              "rtsp://HOST[:PORT]/PATH (docs/video-calls.md).")
+def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_dir, paint_size, **options):
     """Stylize a live camera in a window; keys switch styles, record, snapshot (h lists them).
 
     \b
@@ -350,14 +387,23 @@ def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_di
       nst-video webcam --camera 1 --styles mosaic,udnie --size 1280x720
       nst-video webcam --style udnie                    (all styles, beginning with udnie)
       nst-video webcam --no-window --record out.mp4 --max-frames 300
+      nst-video webcam --stream udp://127.0.0.1:5000    (then: ffplay udp://127.0.0.1:5000)
     """
     from nst_video.camera import parse_camera
+    from nst_video.paint_size import parse_paint_size
     from nst_video.webcam_loop import WebcamOptions, parse_size, run_webcam
 
     names = [s.strip() for s in styles.split(",") if s.strip()] if styles else None
-    run_webcam(WebcamOptions(camera=parse_camera(camera), size=parse_size(size), styles=names, style=style,
+    window_size = parse_size(size)
+    if paint_size is not None:
+        try:
+            paint_size = parse_paint_size(paint_size, window_size)
+        except NstError as e:
+            raise click.BadParameter(str(e).removeprefix(f"--paint-size {paint_size}: "),
+                                     param_hint="--paint-size") from None
+    run_webcam(WebcamOptions(camera=parse_camera(camera), size=window_size, styles=names, style=style,
                              full=full, window=not no_window, max_frames=max_frames, snapshot_dir=Path(snapshot_dir),
-                             **options))
+                             paint_size=paint_size, **options))
 
 
 # --- serve: `nst-video serve` (the web app and HTTP API live in nst_video/web/) ---
@@ -378,14 +424,14 @@ def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_di
               help="Video jobs queued or running at once; more get 503 (busy).")
 @click.option("--max-side", type=click.IntRange(min=16), default=1600, show_default=True,
               help="Cap on the long side of images and videos (pixels); a request may ask for less.")
-@click.option("--max-image-mb", type=click.FloatRange(min=0, min_open=True), default=40, show_default=True,
+@click.option("--max-image-mb", type=FiniteFloatRange(min=0, min_open=True), default=40, show_default=True,
               help="Largest image upload (MB).")
-@click.option("--max-video-mb", type=click.FloatRange(min=0, min_open=True), default=500, show_default=True,
+@click.option("--max-video-mb", type=FiniteFloatRange(min=0, min_open=True), default=500, show_default=True,
               help="Largest video upload (MB).")
-@click.option("--keep-results", type=click.FloatRange(min=0), default=3600, show_default=True,
+@click.option("--keep-results", type=FiniteFloatRange(min=0), default=3600, show_default=True,
               help="Seconds a finished video's result is kept for download.")
-def serve(host, port, styles, device, fp16, backend, threads, token, queue, max_jobs, max_side, max_image_mb,
-          max_video_mb, keep_results):
+def serve(host, port, styles, device, fp16, backend, threads, precision, token, queue, max_jobs, max_side,
+          max_image_mb, max_video_mb, keep_results):
     """Web app and HTTP API: drop images and videos on a page, or stylize the browser's camera live.
 
     \b
@@ -401,7 +447,8 @@ def serve(host, port, styles, device, fp16, backend, threads, token, queue, max_
     limits = Limits(max_image_bytes=int(max_image_mb * 1e6), max_video_bytes=int(max_video_mb * 1e6),
                     max_side=max_side, live_max_side=min(640, max_side))
     run_server(ServeOptions(host=host, port=port, styles=names, device=device, backend=backend, fp16=fp16,
-                            threads=threads, token=token, queue=queue, max_jobs=max_jobs, keep_results=keep_results,
+                            threads=threads, precision=precision, token=token, queue=queue, max_jobs=max_jobs,
+                            keep_results=keep_results,
                             limits=limits))
 
 
@@ -429,10 +476,10 @@ def dataclass_options(config: type, *names: str):
             if meta.get("choices"):
                 kwargs["type"] = click.Choice(meta["choices"])
             elif kind in ("int", "float") and meta.get("min") is not None:
-                bounded = click.IntRange if kind == "int" else click.FloatRange
+                bounded = click.IntRange if kind == "int" else FiniteFloatRange
                 kwargs["type"] = bounded(min=meta["min"], min_open=meta.get("min_open", False))
             elif kind in ("int", "float"):
-                kwargs["type"] = {"int": int, "float": float}[kind]
+                kwargs["type"] = {"int": int, "float": FINITE_FLOAT}[kind]
         return click.option(flag, name, **kwargs)
 
     def decorate(func):
@@ -444,11 +491,10 @@ def dataclass_options(config: type, *names: str):
 
 def config_options(*names: str):
     """Options for TrainConfig fields (train, distill, diagnose)."""
-    from nst_video.training.train import TrainConfig
+    from nst_video.training.config import TrainConfig
     return dataclass_options(TrainConfig, *names)
 
 
-from nst_video.training.distill import DISTILL_STEPS, DISTILL_WEIGHT  # noqa: E402  (option defaults)
 
 LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "content_weight", "style_weight",
                 "tv_weight", "device", "seed")
@@ -456,7 +502,7 @@ LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "
 
 @main.command()
 @config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
-                "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "motion_weight",
+                "force", "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "motion_weight",
                 "motion_shift", "video_dir", "flow_weight", "checkpoint_interval", "sample_interval", "log_interval",
                 "amp", *LOSS_OPTIONS)
 def train(**options):
@@ -480,10 +526,10 @@ def train(**options):
 @click.option("--name", required=True, help="The new style's name (e.g. mosaic-lite).")
 @click.option("--force", is_flag=True, help="Replace an existing style of that name (and its checkpoint).")
 @click.option("--architecture", type=click.Choice(["lite", "johnson"]), default="lite", show_default=True)
-@click.option("--distill-weight", type=click.FloatRange(min=0), default=DISTILL_WEIGHT, show_default=True,
+@click.option("--distill-weight", type=FiniteFloatRange(min=0), default=DISTILL_WEIGHT, show_default=True,
               help="Weight of the teacher's outputs as targets, beside the perceptual loss against the painting.")
-@click.option("--style-weight", type=click.FloatRange(min=0), help="Default: the teacher's.")
-@click.option("--content-weight", type=click.FloatRange(min=0), help="Default: the teacher's.")
+@click.option("--style-weight", type=FiniteFloatRange(min=0), help="Default: the teacher's.")
+@click.option("--content-weight", type=FiniteFloatRange(min=0), help="Default: the teacher's.")
 @click.option("--image-size", type=click.IntRange(min=16), help="Training crop size; default: the teacher's.")
 @click.option("--style-size", type=click.IntRange(min=16), help="Style image size; default: the teacher's.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=DISTILL_STEPS, show_default=True)
@@ -534,7 +580,7 @@ def diagnose(content, style, steps, **options):
 
 def optimize_options(*names: str):
     """Options for OptimizeConfig fields."""
-    from nst_video.training.optimize import OptimizeConfig
+    from nst_video.training.config import OptimizeConfig
     return dataclass_options(OptimizeConfig, *names)
 
 

@@ -84,11 +84,12 @@ class Stylizer:
 
     def __init__(self, model: TransformerNet, device: str = "auto", fp16: bool = False, strength: float = 1.0,
                  preserve_color: bool = False, batch_size: int | None = None, backend: str = "auto",
-                 threads: int | None = None, max_memory: int | None = None, style_scale: float | str = 1.0):
+                 threads: int | None = None, max_memory: int | None = None, style_scale: float | str = 1.0,
+                 precision: str = "auto"):
         self.device = pick_device(device)
         if threads is not None and threads < 1:
             raise NstError("--threads must be at least 1")
-        self.runtime = open_runtime(backend, self.device, fp16=fp16, threads=threads)
+        self.runtime = open_runtime(backend, self.device, fp16=fp16, threads=threads, precision=precision)
         # FP16 only where it is fast and supported; on the CPU it is slower than fp32, so it is ignored.
         self.fp16 = bool(getattr(self.runtime, "fp16", False))
         self.dtype = torch.float16 if self.fp16 else torch.float32
@@ -226,11 +227,14 @@ class Stylizer:
     # --- stroke scale ---
 
     @torch.inference_mode()
-    def _stylize_scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:
-        """Stylize at the working size for `scale`, then bring the result up to full size with the photo's
-        detail (guided.DetailUpsampler), post-processed against the full-size photo, strip by strip."""
+    def stylize_at(self, rgb: np.ndarray, working_size: tuple[int, int]) -> np.ndarray:
+        """Stylize at `working_size` (h, w), then bring the result up to the frame's size with the photo's
+        detail (guided.DetailUpsampler), post-processed against the full-size photo, strip by strip. The
+        stroke scale and the webcam's paint size both come this way."""
         h, w = rgb.shape[:2]
-        small = guided.downscale(rgb, *guided.working_size(h, w, scale))
+        if tuple(working_size) == (h, w):
+            return self._stylize_full_size([rgb])[0]
+        small = guided.downscale(rgb, *working_size)
         device = self.runtime.device
         photo_low = frames_to_tensor([small]).to(device)
         upsampler = guided.DetailUpsampler(self._network(photo_low).float(), photo_low, h, w)
@@ -260,19 +264,22 @@ class Stylizer:
             scale = guided.style_scale_for(self.style_scale, shape[0], shape[1])
             if scale > 1:
                 for i in indices:
-                    out[i] = self._stylize_scaled(frames[i], scale)
+                    out[i] = self.stylize_at(frames[i], guided.working_size(shape[0], shape[1], scale))
                 continue
-            plan = self.plan(shape[0], shape[1], len(indices))
-            if plan.band_pixels is not None:
-                for i in indices:
-                    out[i] = self._stylize_tiled(frames[i], plan)
-                continue
-            for start in range(0, len(indices), plan.batch):
-                chunk = indices[start:start + plan.batch]
-                batch = frames_to_tensor([frames[i] for i in chunk])
-                for i, frame in zip(chunk, tensor_to_frames(self.stylize_tensor(batch)), strict=True):
-                    out[i] = frame
+            for i, frame in zip(indices, self._stylize_full_size([frames[i] for i in indices]), strict=True):
+                out[i] = frame
         return out  # type: ignore[return-value]
+
+    def _stylize_full_size(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Frames of one size, at that size: in batches as the budget allows, or one by one in tiles."""
+        h, w = frames[0].shape[:2]
+        plan = self.plan(h, w, len(frames))
+        if plan.band_pixels is not None:
+            return [self._stylize_tiled(frame, plan) for frame in frames]
+        out: list[np.ndarray] = []
+        for start in range(0, len(frames), plan.batch):
+            out += tensor_to_frames(self.stylize_tensor(frames_to_tensor(frames[start:start + plan.batch])))
+        return out
 
     def stylize_image(self, rgb: np.ndarray) -> np.ndarray:
         return self.stylize([rgb])[0]

@@ -20,6 +20,7 @@ from nst_video import report
 from nst_video.errors import NstError
 from nst_video.images import save_image
 from nst_video.model import TransformerNet
+from nst_video.paint_size import PaintSizeController
 from nst_video.styles import StyleInfo, StyleRegistry, counterpart, one_per_style
 from nst_video.stylizer import Stylizer
 from nst_video.temporal import TemporalBlender
@@ -141,10 +142,6 @@ class Recorder:
                 f"{self.sink.end_pts / 1000:.1f} s)")
 
 
-HINT_FRAMES = 8  # frames measured before Stats.slow_hint judges the speed (a few seconds on a slow CPU)
-SLOW_FPS = 8.0     # below this the picture no longer looks live
-
-
 class Stats:
     """FPS and latency (camera capture -> frame shown or recorded): smoothed for the overlay, averaged for
     the summary."""
@@ -155,7 +152,6 @@ class Stats:
         self.last_done = 0.0
         self.latency_sum = self.network_sum = 0.0
         self.fps = self.latency_ms = 0.0
-        self.hinted = False
 
     def add(self, frame: CapturedFrame, network_s: float) -> None:
         done = time.monotonic()
@@ -170,20 +166,6 @@ class Stats:
         self.last_done = done
         self.latency_sum += latency
         self.network_sum += network_s
-
-    def slow_hint(self, width: int, height: int) -> str | None:
-        """Once, after HINT_FRAMES frames: where the network alone cannot keep SLOW_FPS at this size (a CPU without
-        AMX or AVX512-BF16 runs the lite network at ~3 FPS at 640x480: README, "Real time on a CPU"), what to
-        do about it; else None."""
-        if self.hinted or self.frames < HINT_FRAMES or max(width, height) <= 320:
-            return None
-        self.hinted = True
-        network_ms = 1000 * self.network_sum / self.frames
-        if network_ms * SLOW_FPS <= 1000:
-            return None
-        return (f"slow: the network takes {network_ms:.0f} ms a {width}x{height} frame here (at most "
-                f"{1000 / network_ms:.1f} FPS); --size {width // 2 // 2 * 2}x{height // 2 // 2 * 2} paints "
-                "3-4x faster")
 
     def summary(self, dropped: int) -> str:
         if not self.frames:
@@ -200,8 +182,9 @@ class WebcamApp:
 
     def __init__(self, stylizer: Stylizer, styles: list[tuple[StyleInfo, TransformerNet]],
                  snapshot_dir: Path = Path("."), temporal_weight: float = 0.0, start: int = 0,
-                 registry: StyleRegistry | None = None):
+                 registry: StyleRegistry | None = None, paint: PaintSizeController | None = None):
         self.stylizer, self.snapshot_dir = stylizer, Path(snapshot_dir)
+        self.paint = paint  # None: the network paints at the frame's own size
         self.registry = registry or StyleRegistry()
         self._other_networks: dict[str, tuple[StyleInfo, TransformerNet]] = {}  # loaded by `l`, kept
         self.styles = []
@@ -213,6 +196,7 @@ class WebcamApp:
         self.show_original = self.side_by_side = False
         self.overlay = 1  # 0 off, 1 status line, 2 status + keys
         self.recorder: Recorder | None = None
+        self.outputs: list = []  # live outputs (--stream, --virtual-camera): send(view, captured), close()
         self.stats = Stats()
         self._last_styled: np.ndarray | None = None
         self._fade_from: np.ndarray | None = None
@@ -306,7 +290,8 @@ class WebcamApp:
         if self.side_by_side or not self.show_original:
             self.temporal.prepare(frame.rgb)  # its optical flow, on the blender's thread, while the network works
             start = time.monotonic()
-            styled = self.stylizer.stylize([self.temporal.stabilize(frame.rgb)])[0]
+            paint = self.paint.size[::-1] if self.paint else frame.rgb.shape[:2]  # (h, w)
+            styled = self.stylizer.stylize_at(self.temporal.stabilize(frame.rgb), paint)
             network = time.monotonic() - start
             styled = self.temporal(frame.rgb, styled)
             self._last_styled = styled
@@ -317,6 +302,11 @@ class WebcamApp:
             view = frame.rgb if self.show_original else styled
         self._view = view
         return view, network
+
+    def frame_done(self, seconds: float) -> None:
+        """The time a frame took from the camera to the window: the paint size follows it."""
+        if self.paint and self.paint.update(seconds):
+            log(self.paint.describe())
 
     def _cross_fade(self, styled: np.ndarray) -> np.ndarray:
         if self._fade_from is None:
@@ -342,6 +332,8 @@ class WebcamApp:
         lines = [(f"{self.index + 1}/{len(self.styles)} {title}", white),
                  ("  ".join([status, *filter(None, flags)]), white),
                  (f"{info.architecture} network on {self.stylizer.backend}", white)]
+        if self.paint:
+            lines.append((self.paint.describe(), white))
         if self.recorder:
             lines.append(("REC " + self.recorder.path.name, red))
         lines += [(text, white) for text in HELP] if self.overlay == 2 else [("h: keys", white)]

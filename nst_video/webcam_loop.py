@@ -9,6 +9,7 @@ import os
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,12 @@ import numpy as np
 from nst_video.camera import Camera, CameraStopped, open_camera  # isort: skip
 from nst_video import signals
 from nst_video.errors import NstError
+from nst_video.paint_size import PaintSizeController
 from nst_video.stylizer import Stylizer, pick_device
 from nst_video.webcam import WebcamApp, choose_styles, command_for, load_styles, log
 from nst_video.window import Window
+
+MAX_TARGET_FPS = 30.0  # what the paint size aims for by default, at most: beyond it a bigger paint pays more
 
 
 @dataclass
@@ -41,6 +45,10 @@ class WebcamOptions:
     snapshot_dir: Path = field(default_factory=Path)
     window: bool = True
     max_frames: int | None = None
+    precision: str = "auto"
+    fps: float | None = None  # the frame rate the paint size is chosen to hold; None: the camera's, at most 30
+    paint_size: tuple[int, int] | None = None  # pins the network's paint size (W, H); None: adaptive
+    stream: str | None = None  # --stream URL: the shown frames as a live stream (stream_out.py)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -64,26 +72,34 @@ def run_webcam(opts: WebcamOptions) -> None:
     if opts.record and isinstance(opts.camera, str) and os.path.exists(opts.camera) \
             and os.path.realpath(opts.record) == os.path.realpath(opts.camera):
         raise NstError(f"--record {opts.record} is the camera input; refusing to overwrite it")
-    camera = open_camera(opts.camera, opts.size)  # first: a missing camera is reported before slow loading
+    outputs = open_outputs(opts)  # before the camera: a bad --stream URL or server is reported first
     try:
-        app, window = start_session(opts)
+        camera = open_camera(opts.camera, opts.size)  # first: a missing camera is reported before slow loading
+    except BaseException:
+        close_outputs(outputs)
+        raise
+    try:
+        app, window = start_session(opts, camera_fps=camera.rate)
     except BaseException:
         camera.close()
+        close_outputs(outputs)
         raise
     stop = threading.Event()
     with signals.StopFlag(on_request=lambda signum: stop.set()) as stop_signal:
         try:
             if opts.record:
                 app.start_recording(Path(opts.record), opts.size)
+            app.outputs = outputs
             log(f"ready: {camera.name} at {opts.size[0]}x{opts.size[1]}, {len(app.styles)} style(s) on "
-                f"{app.stylizer.backend}{'; press h for keys' if window else ''}")
+                f"{app.stylizer.backend}; {app.paint.describe()}{'; press h for keys' if window else ''}")
             stopped = live_loop(app, camera.start(), window, opts.max_frames, stop)
         finally:  # still under the StopFlag: a first stop signal now cannot cut the recording short
             camera.close()
             # However the session ends (an error, a stop signal), the frames recorded so far are real
             # footage: finalise the file rather than throw it away.
             app.stop_recording()
-            log(f"summary: {app.stats.summary(camera.dropped)}")
+            close_outputs(outputs)  # the stream ended properly, the device released
+            log(f"summary: {app.stats.summary(camera.dropped)}; {app.paint.describe()}")
             if window:
                 window.close()
     if stop_signal:
@@ -94,18 +110,36 @@ def run_webcam(opts: WebcamOptions) -> None:
         log(str(stopped))
 
 
-def start_session(opts: WebcamOptions) -> tuple[WebcamApp, Window | None]:
+def open_outputs(opts: WebcamOptions) -> list:
+    """The live outputs (--stream), connected and ready for frames; NstError where one cannot be."""
+    outputs = []
+    if opts.stream:
+        from nst_video.stream_out import StreamOutput, check_stream_url
+        outputs.append(StreamOutput(check_stream_url(opts.stream), opts.size, on_event=log))
+    return outputs
+
+
+def close_outputs(outputs: list) -> None:
+    for output in outputs:
+        log(output.close())
+
+
+def start_session(opts: WebcamOptions, camera_fps: float | None = None) -> tuple[WebcamApp, Window | None]:
     """Every style loaded onto the device, the network warmed up, and the window (if any) open."""
+    target_fps = opts.fps or min(MAX_TARGET_FPS, camera_fps or MAX_TARGET_FPS)
+    paint = PaintSizeController(opts.size, target_fps, pinned=opts.paint_size)
     # On a CPU the lite networks are the default: the full ones are a slide show there (README: Webcam).
     lite = not opts.full and pick_device(opts.device).type == "cpu"
     names, start = choose_styles(opts.styles, opts.style, lite=lite)
     styles = load_styles(names, lite=lite)
     stylizer = Stylizer(styles[start][1], device=opts.device, fp16=opts.fp16, strength=opts.strength,
                         preserve_color=opts.preserve_color, batch_size=1, backend=opts.backend,
-                        threads=opts.threads)
-    app = WebcamApp(stylizer, styles, opts.snapshot_dir, opts.temporal, start=start)
-    # The first pass is slow (allocation; cuDNN picks its kernels): take it now, not on the first frame.
-    stylizer.stylize([np.zeros((opts.size[1], opts.size[0], 3), np.uint8)])
+                        threads=opts.threads, precision=opts.precision)
+    app = WebcamApp(stylizer, styles, opts.snapshot_dir, opts.temporal, start=start, paint=paint)
+    # The first pass at each size is slow (allocation; cuDNN picks its kernels): take them now, not live.
+    black = np.zeros((opts.size[1], opts.size[0], 3), np.uint8)
+    for w, h in paint.sizes:
+        stylizer.stylize_at(black, (h, w))
     return app, Window("nst-video", opts.size) if opts.window else None
 
 
@@ -168,14 +202,15 @@ def process_frames(app: WebcamApp, camera: Camera, max_frames: int | None, stop:
             return e
         if frame is None:
             continue
+        started = time.monotonic()
         view, network = app.process(frame)
         app.record(view, frame.captured)
+        for output in app.outputs:  # stream, virtual camera: never waits (a stalled receiver drops frames)
+            output.send(view, frame.captured)
         if show is not None:
             show((view, app.overlay_lines()))
         app.stats.add(frame, network)
-        hint = app.stats.slow_hint(frame.rgb.shape[1], frame.rgb.shape[0])
-        if hint:
-            log(hint)
+        app.frame_done(time.monotonic() - started)
         if max_frames and app.stats.frames >= max_frames:
             return None
     return None

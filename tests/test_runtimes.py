@@ -113,3 +113,32 @@ def test_a_runtime_that_is_not_installed_names_the_extra(photo, tmp_path):
                 env_extra={"PYTHONPATH": str(blocker)})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "pip install 'nst-video[onnxruntime]'" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def _cpu_can_bf16() -> bool:
+    import openvino as ov
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_is_what_runs_and_what_is_shown(photos, mosaic, precision):
+    if precision == "bf16" and not _cpu_can_bf16():
+        pytest.skip("this CPU has no AMX or AVX512-BF16")
+    reference = Stylizer(mosaic, device="cpu", backend="torch").stylize(photos[:1])[0]
+    for backend in ("openvino", "torch"):
+        stylizer = Stylizer(mosaic, device="cpu", backend=backend, precision=precision, threads=1)
+        assert stylizer.backend.endswith(f", {precision.upper()})")
+        difference = _mae(stylizer.stylize(photos[:1])[0], reference)
+        # fp32 is the reference's own arithmetic; bf16 keeps 8 bits of mantissa, so it differs, but slightly
+        assert (difference < 0.5) if precision == "fp32" else (0.05 < difference < 6), (backend, difference)
+
+
+def test_a_precision_the_cpu_or_runtime_cannot_do_is_one_line(photo, tmp_path):
+    r = run_cli("image", photo, tmp_path / "x.png", "--backend", "onnxruntime", "--precision", "bf16")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "--precision bf16: onnxruntime cannot compute in bf16" in r.stderr and not (tmp_path / "x.png").exists()
+    if not _cpu_can_bf16():
+        r = run_cli("image", photo, tmp_path / "x.png", "--precision", "bf16")
+        assert r.returncode == 1 and "no AMX or AVX512-BF16" in r.stderr, r.stderr
+    r = run_cli("image", photo, tmp_path / "x.png", "--precision", "int3")
+    assert r.returncode == 2 and "int3" in r.stderr

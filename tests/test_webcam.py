@@ -13,9 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_video import webcam, webcam_loop
+from nst_video import paint_size, webcam, webcam_loop
 from nst_video.camera import Camera, CapturedFrame
 from nst_video.errors import NstError
+from nst_video.paint_size import PaintSizeController
 from nst_video.styles import StyleRegistry
 from nst_video.stylizer import Stylizer
 from nst_video.webcam import KEYS, LOOP_COMMANDS, WebcamApp, choose_styles, load_styles
@@ -351,30 +352,99 @@ def test_the_keys_overlay_names_a_key_for_every_command():
     assert "1 - 9" in shown  # the style numbers
 
 
-def test_slow_network_hint_once_with_a_smaller_size():
-    stats = webcam.Stats()
-    for _ in range(webcam.HINT_FRAMES - 1):
-        stats.add(CapturedFrame(np.zeros((480, 640, 3), np.uint8), time.monotonic(), 0), 0.3)
-        assert stats.slow_hint(640, 480) is None  # not judged before HINT_FRAMES frames
-    stats.add(CapturedFrame(np.zeros((480, 640, 3), np.uint8), time.monotonic(), 0), 0.3)
-    hint = stats.slow_hint(640, 480)
-    assert hint.startswith("slow: the network takes 300 ms a 640x480 frame") and "--size 320x240" in hint
-    assert stats.slow_hint(640, 480) is None  # said once
-    fast, small = webcam.Stats(), webcam.Stats()
-    for _ in range(webcam.HINT_FRAMES):
-        fast.add(CapturedFrame(np.zeros((480, 640, 3), np.uint8), time.monotonic(), 0), 0.05)
-        small.add(CapturedFrame(np.zeros((240, 320, 3), np.uint8), time.monotonic(), 0), 0.3)
-    assert fast.slow_hint(1280, 720) is None  # 20 FPS is live
-    assert small.slow_hint(320, 240) is None  # nothing smaller worth suggesting
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
 
 
-def test_slow_network_hint_reaches_the_user(tmp_path, monkeypatch):
+def run_frames(paint, seconds_at, frames, clock, interval=1 / 30):
+    """Feed `frames` frames whose time depends on the current paint size; the sizes painted, in order."""
+    sizes = []
+    for _ in range(frames):
+        sizes.append(paint.size)
+        clock.now += interval
+        paint.update(seconds_at(paint.size))
+    return sizes
+
+
+def area_cost(ms_at_full):
+    """A network whose time grows with the painted area: ms_at_full at 640x480."""
+    return lambda size: ms_at_full / 1000 * size[0] * size[1] / (640 * 480)
+
+
+def test_paint_size_steps_down_to_hold_the_frame_rate_and_stays():
+    clock = FakeClock()
+    paint = PaintSizeController((640, 480), 30, clock=clock)
+    assert paint.sizes == [(640, 480), (480, 360), (320, 240), (240, 180)]
+    sizes = run_frames(paint, area_cost(100), 30 * 20, clock)  # 100 ms at 640x480: 320x240 takes 25 ms
+    assert sizes[0] == (640, 480) and sizes[-1] == (320, 240)
+    changes = [i for i in range(1, len(sizes)) if sizes[i] != sizes[i - 1]]
+    assert len(changes) == 2  # down twice, then no pumping between 320x240 and 480x360 (56 ms there)
+    assert all(b - a >= 2.0 * 30 for a, b in zip(changes, changes[1:], strict=False))  # one change in 2 s at most
+
+
+def test_paint_size_comes_back_up_when_the_machine_is_free_again():
+    clock = FakeClock()
+    paint = PaintSizeController((640, 480), 30, clock=clock)
+    run_frames(paint, area_cost(100), 30 * 10, clock)
+    assert paint.size == (320, 240)
+    run_frames(paint, area_cost(20), 30 * 60, clock)  # the other program ended: 640x480 now takes 20 ms
+    assert paint.size == (640, 480)
+
+
+def test_paint_size_is_full_where_the_network_keeps_up_and_pinned_where_asked():
+    clock = FakeClock()
+    paint = PaintSizeController((640, 480), 30, clock=clock)
+    assert set(run_frames(paint, area_cost(20), 30 * 10, clock)) == {(640, 480)}
+    pinned = PaintSizeController((640, 480), 30, pinned=(320, 240), clock=clock)
+    assert set(run_frames(pinned, area_cost(500), 30 * 10, clock)) == {(320, 240)}
+    assert pinned.describe() == "paint 320x240 -> 640x480 (pinned)"
+
+
+def test_painting_smaller_keeps_the_window_size_and_the_frames_detail(app):
+    rng = np.random.default_rng(1)
+    rgb = np.kron(rng.integers(0, 256, (30, 40, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 320x240, sharp edges
+    frame = CapturedFrame(rgb, time.monotonic(), 0)
+    full, _ = app.process(frame)
+    app.paint = PaintSizeController((320, 240), 30, pinned=(160, 120))
+    half, _ = app.process(frame)
+    assert half.shape == full.shape == rgb.shape
+    assert "paint 160x120 -> 320x240" in " ".join(text for text, _ in app.overlay_lines())
+    # brought back up with the frame's own edges, not a blurred small painting
+    plain = np.asarray(Image.fromarray(np.asarray(Image.fromarray(half).resize((160, 120)))).resize((320, 240)))
+    edges = np.abs(np.diff(rgb.astype(float).mean(2), axis=1)) > 60
+    sharpness = [np.abs(np.diff(x.astype(float).mean(2), axis=1))[edges].mean() for x in (half, plain)]
+    assert sharpness[0] > 1.3 * sharpness[1], sharpness
+
+
+def test_the_webcam_paints_smaller_where_it_cannot_hold_the_frame_rate(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_clip(tmp_path / "cam.mp4", frames=6)
-    monkeypatch.setattr(webcam, "HINT_FRAMES", 3)
-    monkeypatch.setattr(webcam, "SLOW_FPS", 1e9)  # any network is "slow": the hint's path, not the CPU's speed
+    write_clip(tmp_path / "cam.mp4", frames=40)
+    monkeypatch.setattr(paint_size, "CHANGE_EVERY_S", 0.0)
+    monkeypatch.setattr(paint_size, "SETTLE_FRAMES", 1)
+    monkeypatch.setattr(paint_size, "SLOWER", 0.0)  # every frame too slow, whatever this CPU's speed
     r = cli_in_process("webcam", "--camera", "cam.mp4", "--styles", "randomstyle", "--no-window",
-                       "--size", "400x300", "--max-frames", "6")
+                       "--size", "400x300", "--max-frames", "12", "--fps", "25")
     assert r.exit_code == 0, r.output
-    hints = [line for line in r.stderr.splitlines() if "slow: the network takes" in line]
-    assert len(hints) == 1 and "a 400x300 frame" in hints[0] and "--size 200x150" in hints[0], r.stderr
+    changes = [line for line in r.stderr.splitlines() if line.startswith("webcam: paint ")]
+    assert changes[-1] == "webcam: paint 150x112 -> 400x300 (for 25 fps)", r.stderr
+    assert "webcam: summary: " in r.stderr and "slow:" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--paint-size", "800x600"], "up to the window's size, --size 640x480"),
+    (["--paint-size", "big"], "give it as WIDTHxHEIGHT"),
+    (["--fps", "0"], "--fps"),
+    (["--fps", "-5"], "--fps"),
+    (["--fps", "fast"], "--fps"),
+    (["--fps", "nan"], "--fps"),
+    (["--precision", "int4"], "--precision"),
+])
+def test_bad_speed_options_are_usage_errors(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "cam.mp4", frames=2)
+    r = cli_in_process("webcam", "--camera", "cam.mp4", "--no-window", "--max-frames", "1", *args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output

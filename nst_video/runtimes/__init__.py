@@ -16,16 +16,20 @@ from __future__ import annotations
 import importlib
 import os
 from abc import ABC, abstractmethod
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from nst_video.errors import NstError
 
-Network = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:  # torch loads with a runtime, not with these names (the CLI's --help and choices use them)
+    import torch
+    from torch import nn
+
+Network = Callable[["torch.Tensor"], "torch.Tensor"]
 
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
+# What the CPU runtimes compute in. auto: the CPU's best (bfloat16 where it has AMX or AVX512-BF16, else
+# float32); fp32 on such a CPU stands in for one without them (docs/cpu-runtimes.md).
+PRECISIONS = ("auto", "fp32", "bf16")
 # CPU runtimes, fastest first (measured: see the README's CPU runtime table); torch is always there.
 BACKEND_PREFERENCE = ("openvino", "onnxruntime", "torch")
 MODULES = {"torch": "torch_runtime", "openvino": "openvino_runtime", "onnxruntime": "onnxruntime_runtime"}
@@ -40,9 +44,10 @@ class Runtime(ABC):
     name: str
     device: torch.device
 
-    def __init__(self, device: torch.device, threads: int | None):
+    def __init__(self, device: torch.device, threads: int | None, precision: str = "auto"):
         self.device = device
         self.threads = threads or default_threads()
+        self.precision = check_precision(precision)
 
     @abstractmethod
     def prepare(self, model: nn.Module) -> Network:
@@ -52,6 +57,19 @@ class Runtime(ABC):
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         where = self.device.type.upper() if self.device.type != "cpu" else f"CPU, {threads}"
         return f"{self.name} ({where})"
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise NstError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def refuse_precision(runtime: str, precision: str, supported: tuple[str, ...], why: str = "") -> None:
+    """One line naming what cannot compute in `precision` here, and what can."""
+    if precision not in ("auto", *supported):
+        raise NstError(f"--precision {precision}: {runtime} cannot compute in {precision} here{why}; "
+                       f"choose {' or '.join(('auto', *supported))}")
 
 
 def default_threads() -> int:
@@ -87,7 +105,14 @@ def choose_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def open_runtime(backend: str, device: torch.device, fp16: bool = False, threads: int | None = None) -> Runtime:
+def open_runtime(backend: str, device: torch.device, fp16: bool = False, threads: int | None = None,
+                 precision: str = "auto") -> Runtime:
+    check_precision(precision)
     name = choose_backend(backend, device)
+    if device.type != "cpu" and precision == "bf16":
+        raise NstError(f"--precision bf16 is for the CPU runtimes; on {device.type} use --fp16 (or nothing for "
+                       "fp32)")
+    if device.type != "cpu" and precision == "fp32" and fp16:
+        raise NstError("--precision fp32 and --fp16 ask for two precisions; give one")
     module = importlib.import_module(f"nst_video.runtimes.{MODULES[name]}")
-    return module.open_runtime(device, fp16=fp16, threads=threads)
+    return module.open_runtime(device, fp16=fp16, threads=threads, precision=precision)

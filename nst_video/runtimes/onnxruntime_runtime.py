@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nst_video.graphs import INPUT, cached_graph
-from nst_video.runtimes import Network, Runtime
+from nst_video.runtimes import Network, Runtime, refuse_precision
 
 
 class OnnxRuntime(Runtime):
@@ -29,6 +29,12 @@ class OnnxRuntime(Runtime):
             return torch.from_numpy(session.run(None, {INPUT: np.ascontiguousarray(x.numpy(), np.float32)})[0])
         return network
 
+    def describe(self) -> str:
+        return super().describe().removesuffix(")") + ", FP32)"
 
-def open_runtime(device: torch.device, fp16: bool = False, threads: int | None = None) -> OnnxRuntime:
-    return OnnxRuntime(device, threads)
+
+def open_runtime(device: torch.device, fp16: bool = False, threads: int | None = None,
+                 precision: str = "auto") -> OnnxRuntime:
+    refuse_precision("onnxruntime", precision, ("fp32",), " (its CPU provider runs this network in fp32 only; "
+                     "--backend openvino computes in bf16)")
+    return OnnxRuntime(device, threads, precision)

@@ -1,7 +1,7 @@
 """OpenVINO on the CPU. The network is converted once per style to OpenVINO's graph (cached), and compiled
-with dynamic shapes, so one compiled model serves every frame size. OpenVINO picks the CPU's fastest
-precision (bfloat16 where the CPU has AMX or AVX512-BF16; outputs stay within 1/255 of PyTorch's on
-average, see tests/test_runtimes.py)."""
+with dynamic shapes, so one compiled model serves every frame size. `--precision auto` lets OpenVINO pick the
+CPU's fastest precision (bfloat16 where the CPU has AMX or AVX512-BF16; outputs stay within 1/255 of
+PyTorch's on average, see tests/test_runtimes.py); fp32 and bf16 ask for one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,18 +12,26 @@ import torch
 from torch import nn
 
 from nst_video.graphs import cached_graph
-from nst_video.runtimes import Network, Runtime
+from nst_video.runtimes import Network, Runtime, refuse_precision
+
+HINTS = {"fp32": "f32", "bf16": "bf16"}  # --precision -> OpenVINO's INFERENCE_PRECISION_HINT
 
 
 class OpenVinoRuntime(Runtime):
     name = "openvino"
 
-    def __init__(self, device: torch.device, threads: int | None, precision: str | None = None):
-        super().__init__(device, threads)
+    def __init__(self, device: torch.device, threads: int | None, precision: str = "auto"):
+        super().__init__(device, threads, precision)
         self.core = ov.Core()
+        # BF16 in OPTIMIZATION_CAPABILITIES: the CPU has AMX or AVX512-BF16 (elsewhere OpenVINO would emulate it
+        # slowly or refuse).
+        has_bf16 = "BF16" in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        refuse_precision("openvino", precision, ("fp32", "bf16") if has_bf16 else ("fp32",),
+                         "" if has_bf16 else " (this CPU has no AMX or AVX512-BF16)")
         self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads}
-        if precision:
-            self.config["INFERENCE_PRECISION_HINT"] = precision
+        if precision != "auto":
+            self.config["INFERENCE_PRECISION_HINT"] = HINTS[precision]
+        self.computes_in = precision if precision != "auto" else ("bf16" if has_bf16 else "fp32")
 
     def compile(self, graph: Path):
         return self.core.compile_model(self.core.read_model(str(graph)), "CPU", self.config)
@@ -38,17 +46,9 @@ class OpenVinoRuntime(Runtime):
         return network
 
     def describe(self) -> str:
-        precision = str(self._precision()).upper()
-        return super().describe().removesuffix(")") + f", {precision})"
-
-    def _precision(self) -> str:
-        try:
-            hint = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT")  # an openvino.Type
-            name = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
-            return {"f32": "fp32", "f16": "fp16"}.get(name, name)
-        except Exception:
-            return "default"
+        return super().describe().removesuffix(")") + f", {self.computes_in.upper()})"
 
 
-def open_runtime(device: torch.device, fp16: bool = False, threads: int | None = None) -> OpenVinoRuntime:
-    return OpenVinoRuntime(device, threads)
+def open_runtime(device: torch.device, fp16: bool = False, threads: int | None = None,
+                 precision: str = "auto") -> OpenVinoRuntime:
+    return OpenVinoRuntime(device, threads, precision)

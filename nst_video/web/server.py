@@ -39,6 +39,7 @@ class ServeOptions:
     backend: str = "auto"
     fp16: bool = False
     threads: int | None = None
+    precision: str = "auto"
     token: str | None = None
     queue: int = 4                   # images / live frames waiting for the device, beyond the one running
     max_jobs: int = 8                # video jobs queued or running
@@ -62,7 +63,8 @@ def serve(opts: ServeOptions) -> None:
     try:
         catalog = StyleCatalog(opts.styles)
         first = catalog.model(catalog.default)
-        network = {"device": opts.device, "fp16": opts.fp16, "backend": opts.backend, "threads": opts.threads}
+        network = {"device": opts.device, "fp16": opts.fp16, "backend": opts.backend, "threads": opts.threads,
+                   "precision": opts.precision}
         # Two Stylizers: one for the short work (images, live frames, thumbnails) with batches of 1, one for the
         # video jobs with the device's own batch size; each is only ever used by its own thread.
         stylizer = Stylizer(first, batch_size=1, **network)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,7 +58,16 @@ def luma(rgb: torch.Tensor) -> torch.Tensor:
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over (2r+1)^2 windows, over the pixels that exist at the borders."""
-    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+    if x.device.type != "cpu" or r == 0:
+        return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+    # On the CPU OpenCV's running-sum box filter is ~40x avg_pool2d's (it is on the webcam's path every frame).
+    window, zeros = (2 * r + 1, 2 * r + 1), cv2.BORDER_CONSTANT
+    planes = x.float().contiguous().numpy()
+    count = cv2.boxFilter(np.ones(planes.shape[-2:], np.float32), -1, window, normalize=False, borderType=zeros)
+    out = np.empty_like(planes)
+    for index in np.ndindex(*planes.shape[:2]):
+        out[index] = cv2.boxFilter(planes[index], -1, window, normalize=False, borderType=zeros) / count
+    return torch.from_numpy(out)
 
 
 class DetailUpsampler:
@@ -78,12 +88,24 @@ class DetailUpsampler:
 
     def rows(self, y0: int, y1: int, photo: torch.Tensor) -> torch.Tensor:
         """Rows y0..y1 of the full-size result, given the photo's rows there ((1, 3, y1 - y0, W) float)."""
-        i0, i1, wt = _bilinear_taps(self.h, self.low.shape[-2], self.low.device, y0, y1)
-        low = torch.lerp(self.low[:, :, i0], self.low[:, :, i1], wt.view(1, 1, -1, 1))
-        j0, j1, wt = self.cols
-        up = torch.lerp(low[..., j0], low[..., j1], wt)
+        if (y0, y1) == (0, self.h):  # the whole picture (a webcam frame): one resize, the same bilinear taps
+            up = _resize_bilinear(self.low, self.h, self.w)
+        else:
+            i0, i1, wt = _bilinear_taps(self.h, self.low.shape[-2], self.low.device, y0, y1)
+            low = torch.lerp(self.low[:, :, i0], self.low[:, :, i1], wt.view(1, 1, -1, 1))
+            j0, j1, wt = self.cols
+            up = torch.lerp(low[..., j0], low[..., j1], wt)
         styled, slope, guide = up.split((3, 3, 1), dim=1)
         return slope.mul_(luma(photo) - guide).add_(styled).clamp_(0.0, 1.0)
+
+
+def _resize_bilinear(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(1, C, h', w') -> (1, C, h, w), bilinear with half-pixel centres (OpenCV's INTER_LINEAR on the CPU, a
+    few times faster than F.interpolate there; both clamp at the borders as _bilinear_taps does)."""
+    if x.device.type != "cpu":
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    planes = x[0].float().contiguous().numpy()
+    return torch.from_numpy(np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in planes]))[None]
 
 
 def _bilinear_taps(out_size: int, in_size: int, device: torch.device, start: int = 0, stop: int | None = None):

@@ -24,13 +24,29 @@ instead of redrawing it), in runs/<name>-steady; with --flow-weight also the flo
 
 (the flow term alone washes texture out of flat regions; the higher style weight wins it back; README,
 "Flicker"). The lites were distilled again from their new teachers where that came out better.
+
+--finetune-256 continues a finished style from its own weights at 256 px crops (batch 4, bfloat16 autocast),
+with the temporal terms it was last steadied with (its metadata's motion and flow weights), on the training photos less a held-out
+split (HELD_OUT_COUNT photos of train256, picked by held_out_photos(); scripts/measure_styles.py measures on
+them). The style image stays at 256 px, so the texture keeps its scale; the network sees twice the context
+per crop. Each style weight gets its own run folder, runs/<name>-ft256-sw<weight>, and the finished style is
+written there, not into checkpoints/: it replaces the bundled one only where the held-out measurement says it
+is better (docs/training.md). A short probe and the full run at the same weight share the folder, so
+
+    python scripts/train_bundled.py --only great_wave --finetune-256 --style-weight 1e5 --max-steps 40
+    python scripts/train_bundled.py --only great_wave --finetune-256 --style-weight 1e5 --max-steps 800
+
+continues the probe to 800 steps; run either again after a stop to resume it.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+from safetensors import safe_open
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +69,31 @@ STEADY_LR, STEADY_STEPS, STEADY_MOTION_WEIGHT = 2e-4, 300, 200.0  # --steady, on
 # (bench_temporal.py, compare_networks.py), so its figures are on motion the network has not seen.
 TRAINING_CLIPS = ["car-detection__intel.mp4", "asl-thanks__intel.mkv", "cockatoo__imageio.mp4", "tree__opencv.avi",
                   "sample_webcam__exoplayer.mp4", "realshort__imageio.mp4"]
+FINETUNE_LR, FINETUNE_STEPS = 5e-4, 800
+HELD_OUT_COUNT = 40
+
+
+def held_out_photos(content: Path) -> list[Path]:
+    """HELD_OUT_COUNT photos of `content`, evenly spread over its sorted listing (so every source of the
+    folder is represented), that --finetune-256 leaves out of training."""
+    files = sorted(p for p in content.iterdir() if p.is_file())
+    return files[:: max(1, len(files) // HELD_OUT_COUNT)][:HELD_OUT_COUNT]
+
+
+def training_split(content: Path) -> Path:
+    """runs/train256-less-held-out: links to the photos of `content` but the held-out ones (the trainer reads
+    a folder; this one is rebuilt from the listing each time, so it cannot go stale)."""
+    folder = ROOT / "runs" / f"{content.name}-less-held-out"
+    held = {p.name for p in held_out_photos(content)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for link in folder.iterdir():
+        if link.name in held:
+            link.unlink()
+    for photo in content.iterdir():
+        link = folder / photo.name
+        if photo.is_file() and photo.name not in held and not link.exists():
+            link.symlink_to(photo.resolve())
+    return folder
 
 
 def main() -> int:
@@ -71,7 +112,12 @@ def main() -> int:
     ap.add_argument("--motion-weight", type=float, default=STEADY_MOTION_WEIGHT, help="for --steady")
     ap.add_argument("--flow-weight", type=float, default=0.0,
                     help="for --steady: the flow term on TRAINING_CLIPS (runs in runs/<name>-steady-flow)")
+    ap.add_argument("--finetune-256", action="store_true",
+                    help="continue finished styles at 256 px, less the held-out photos (see above)")
+    ap.add_argument("--pid-file", type=Path, help="write the training process's id here (to pause it)")
     args = ap.parse_args()
+    if args.finetune_256:
+        return finetune_256(args)
 
     names = args.only.split(",") if args.only else list(STYLES)
     for name in names:
@@ -109,6 +155,35 @@ def main() -> int:
     return 0
 
 
+def finetune_256(args) -> int:
+    """--finetune-256, one style at a time."""
+    for name in args.only.split(",") if args.only else list(STYLES):
+        image, title, credit = STYLES[name]
+        image_path = ROOT / image if image.startswith("samples/") else args.data / image
+        style_file = ROOT / "checkpoints" / f"{name}.safetensors"
+        # the temporal terms it was steadied with, kept so that a stronger style does not flicker more
+        training = json.loads(safe_open(str(style_file), "np").metadata()["training"])
+        motion, flow = training.get("motion_weight", 0.0), training.get("flow_weight", 0.0)
+        steps = args.max_steps or FINETUNE_STEPS
+        runs = ROOT / "runs" / f"{name}-ft256-sw{args.style_weight:g}"
+        cmd = [sys.executable, "-m", "nst_video", "train",
+               "--content-dir", str(training_split(args.data / "content" / "train256")),
+               "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
+               "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
+               "--style-weight", str(args.style_weight), "--checkpoint-dir", str(runs),
+               "--output", str(runs / f"{name}.safetensors"), "--init-from", str(style_file),
+               "--image-size", "256", "--style-size", "256", "--batch-size", "4", "--amp", "--lr", str(FINETUNE_LR),
+               "--max-steps", str(steps), "--checkpoint-interval", "50", "--sample-interval", "100",
+               "--log-interval", "10", "--motion-weight", str(motion)]
+        if flow:
+            cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(flow)]
+        cmd += resume_flag(runs, steps)
+        code = run(cmd, args.pid_file)
+        if code != 0:
+            return code
+    return 0
+
+
 def resume_flag(runs: Path, max_steps: int) -> list[str]:
     """["--resume"] for an unfinished run in `runs`, [] for none. A finished one is refused: resuming it would
     only write its old weights again (over a style that may have been retrained since)."""
@@ -135,10 +210,17 @@ def training_clips(data: Path) -> Path:
     return folder
 
 
-def run(cmd: list[str]) -> int:
-    """Show the command, run it from the repository root, return its exit status."""
+def run(cmd: list[str], pid_file: Path | None = None) -> int:
+    """Show the command, run it from the repository root, return its exit status; `pid_file` gets the
+    process's id while it runs (this script's own would not pause the training)."""
     print("+", " ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=ROOT)
+    process = subprocess.Popen(cmd, cwd=ROOT)
+    if pid_file:
+        pid_file.write_text(f"{process.pid}\n")
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # the training got the same Ctrl-C: let it save its checkpoint
+        return process.wait()
 
 
 if __name__ == "__main__":

@@ -512,7 +512,7 @@ class VideoSink:
                 from None
         if codec.type != "video":
             raise NstError(f"'{self.codec}' is not a video encoder")
-        if codec.name not in self.container.supported_codecs:
+        if not self._holds(codec):
             raise NstError(f"{self.path.suffix or self.path.name} files cannot hold {codec.name} video; choose "
                            f"another --codec or file type (e.g. .mkv)")
         formats = [f.name for f in codec.video_formats or []]
@@ -546,6 +546,10 @@ class VideoSink:
             cc.bit_rate = int(max(self.width * self.height, 64 * 64) * float(self.frame_rate or 30) * 0.25)
         cc.options = options
         return stream
+
+    def _holds(self, codec) -> bool:
+        """Whether the container takes this codec (a stream subclass knows better where the muxer cannot say)."""
+        return codec.name in self.container.supported_codecs
 
     # --- writing ---
 

@@ -377,8 +377,8 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
 @click.option("--paint-size", metavar="WxH", help="Pin the size the network paints at (at most --size); default: "
                                                   "chosen to hold --fps.")
 @click.option("--stream", metavar="URL", help="Also send the stylized frames as a live H.264 stream: "
-                                              "udp://HOST:PORT (MPEG-TS), rtmp://HOST[:PORT]/APP/KEY or "
-                                              "rtsp://HOST[:PORT]/PATH (docs/video-calls.md).")
+                                              "udp://HOST:PORT (MPEG-TS) or rtmp://HOST[:PORT]/APP/KEY "
+                                              "(docs/video-calls.md).")
 def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_dir, paint_size, **options):
     """Stylize a live camera in a window; keys switch styles, record, snapshot (h lists them).
 

@@ -55,7 +55,9 @@ class UdpReceiver:
 
     def _run(self) -> None:
         try:
-            with av.open(self, format="mpegts") as container:
+            # a short probe, as a low-latency player sets it (ffplay -probesize 32768 -analyzeduration 0.1)
+            with av.open(self, format="mpegts", options={"probesize": "32768", "analyzeduration": "100000"}) \
+                    as container:
                 stream = container.streams.video[0]
                 # as a low-latency player decodes: no frame threads holding frames back
                 stream.codec_context.flags |= av.codec.context.Flags.low_delay

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nst_video.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE  # the networks by name (plain data)
+
 
 class InstanceNorm(nn.InstanceNorm2d):
     """Affine instance norm that always computes its statistics in float32.
@@ -81,18 +83,6 @@ class TransformerNet(nn.Module):
         y = (torch.tanh(y) + 1) / 2
         return y[..., :h, :w]
 
-
-# The networks a style file can name in its metadata ("architecture"); files without the field are "johnson".
-#   johnson  the paper's network: the quality reference, real time on a GPU
-#   lite     half the width everywhere (a quarter of the multiply-adds): on 2 CPU cores with OpenVINO, 640x480
-#            takes about a quarter of the full network's time. Chosen by measurement over fewer blocks and
-#            narrower layers (benchmarks/bench_backends.py --candidates; README: Real time on a CPU): the half
-#            width keeps all of Johnson's layers and receptive field, and cutting further saved a few ms only.
-ARCHITECTURES = {
-    "johnson": {"widths": (32, 64, 128), "blocks": 5},
-    "lite": {"widths": (16, 32, 64), "blocks": 5},
-}
-DEFAULT_ARCHITECTURE = "johnson"
 
 
 def build_network(architecture: str = DEFAULT_ARCHITECTURE) -> TransformerNet:

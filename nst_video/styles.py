@@ -3,22 +3,28 @@
 One style = one `.safetensors` file: the TransformerNet weights (fp16 on disk: 3.4 MB) and string metadata
 (name, title, credit, training settings, format version). safetensors holds no code, so loading a style
 from anywhere never runs anything.
+
+Listing styles reads only the files' headers, without torch (`nst-video styles` answers at once); torch is
+imported by what reads or writes weights.
 """
 from __future__ import annotations
 
 import importlib.resources
 import json
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-
+from nst_video.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
-from nst_video.model import ARCHITECTURES, DEFAULT_ARCHITECTURE, TransformerNet, build_network
+
+if TYPE_CHECKING:
+    import torch
+
+    from nst_video.model import TransformerNet
 
 FORMAT = "nst-video-style"
 FORMAT_VERSION = 1
@@ -72,8 +78,13 @@ def style_key(path: Path) -> str:
 
 
 def save_style(path: Path, state_dict: dict[str, torch.Tensor], info: StyleInfo,
-               dtype: torch.dtype = torch.float16) -> Path:
-    """Write a style file atomically. Weights are stored as `dtype` (fp16 halves the size; loading upcasts)."""
+               dtype: torch.dtype | None = None) -> Path:
+    """Write a style file atomically. Weights are stored as `dtype`, by default float16 (half the size;
+    loading upcasts)."""
+    import torch
+    from safetensors.torch import save_file
+
+    dtype = dtype or torch.float16
     path = Path(path)
     _check_tensors(path, {k: tuple(v.shape) for k, v in state_dict.items()}, _network(path, info.architecture))
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state_dict.items()}
@@ -88,17 +99,23 @@ def save_style(path: Path, state_dict: dict[str, torch.Tensor], info: StyleInfo,
     return path
 
 
-def read_info(path: Path) -> StyleInfo:
-    """Read only the metadata (fast: the header), validating that this is a style file."""
+def read_info(path: Path, check_weights: bool = True) -> StyleInfo:
+    """Read only the metadata (fast: the header), validating that this is a style file: a whole file of the
+    safetensors layout, with our format header and version, of a network this nst-video knows; with
+    `check_weights`, also that its tensors are that network's (this needs torch)."""
     path = Path(path)
     meta, shapes = _open(path, with_tensors=False)
     info = _info_from(meta, path)
-    _check_tensors(path, shapes, _network(path, info.architecture))
+    _check_architecture(path, info.architecture)
+    if check_weights:
+        _check_tensors(path, shapes, _network(path, info.architecture))
     return info
 
 
 def load_style(path: Path) -> tuple[StyleInfo, dict[str, torch.Tensor]]:
     """Read metadata and weights (as float32) of a style file, or raise NstError saying what is wrong."""
+    import torch
+
     path = Path(path)
     meta, tensors = _open(path, with_tensors=True)
     info = _info_from(meta, path)
@@ -110,36 +127,75 @@ def load_style(path: Path) -> tuple[StyleInfo, dict[str, torch.Tensor]]:
 
 
 def load_model(path: Path) -> tuple[StyleInfo, TransformerNet]:
+    from nst_video.model import build_network
+
     info, state = load_style(path)
     model = build_network(info.architecture)
     model.load_state_dict(state)
     return info, model.eval()
 
 
-def _network(path: Path, architecture: str) -> dict[str, torch.Tensor]:
-    """The state dict a style file of this architecture must hold."""
+def _check_architecture(path: Path, architecture: str) -> None:
     if architecture not in ARCHITECTURES:
         raise NstError(f"{path}: uses the network '{architecture}', which this nst-video does not know "
                        f"(it knows {', '.join(ARCHITECTURES)}); update nst-video")
+
+
+def _network(path: Path, architecture: str) -> dict[str, torch.Tensor]:
+    """The state dict a style file of this architecture must hold."""
+    from nst_video.model import build_network
+
+    _check_architecture(path, architecture)
     return build_network(architecture).state_dict()
 
 
+def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple]]:
+    """The metadata and tensor shapes of a safetensors file, from its header alone (no torch): 8 bytes of
+    header length, a JSON header, then the data, which must end where the header says (else the file is
+    truncated or padded)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise ValueError("shorter than a header")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(size - 8, 100 * 2**20):
+            raise ValueError(f"header length {length} does not fit in the file")
+        header = json.loads(f.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError("the metadata is not a table of strings")
+    shapes, end = {}, 0
+    for name, entry in header.items():
+        try:
+            begin, stop = entry["data_offsets"]
+            shapes[name] = tuple(int(n) for n in entry["shape"])
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"tensor {name!r} is not described by a dtype, shape and offsets") from None
+        end = max(end, int(stop))
+    if 8 + length + end != size:
+        raise ValueError(f"the data ends at byte {8 + length + end}, the file at {size}")
+    return meta, shapes
+
+
 def _open(path: Path, with_tensors: bool):
+    from safetensors import SafetensorError, safe_open
+
     if not path.is_file():
         raise NstError(f"style file not found: {path}")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != FORMAT:
-                raise NstError(f"{path}: not an nst-video style file (no '{FORMAT}' header)")
-            if with_tensors:
-                payload = {k: f.get_tensor(k) for k in f.keys()}
-            else:
-                payload = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except NstError:
-        raise
+        if with_tensors:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                payload = {k: f.get_tensor(k) for k in f.keys()} if meta.get("format") == FORMAT else {}
+        else:
+            meta, payload = _read_header(path)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise NstError(f"{path}: not a readable style file (truncated or foreign format: {e})") from None
+    if meta.get("format") != FORMAT:
+        raise NstError(f"{path}: not an nst-video style file (no '{FORMAT}' header)")
     try:
         version = int(meta.get("format_version", "0"))
     except ValueError:
@@ -176,16 +232,16 @@ class StyleRegistry:
     def __init__(self, folders: list[Path] | None = None):
         self.folders = folders if folders is not None else [BUNDLED_DIR, user_styles_dir()]
 
-    def available(self) -> list[StyleInfo]:
+    def available(self, check_weights: bool = True) -> list[StyleInfo]:
         """All valid styles, first folder wins on a name clash; broken files are skipped here and reported
-        when named explicitly."""
+        when named explicitly. Without `check_weights`, from the headers alone (see read_info: no torch)."""
         found: dict[str, StyleInfo] = {}
         for folder in self.folders:
             if not folder.is_dir():
                 continue
             for path in sorted(folder.glob(f"*{SUFFIX}")):
                 try:
-                    info = read_info(path)
+                    info = read_info(path, check_weights)
                 except NstError:
                     continue
                 found.setdefault(style_key(path), info)

@@ -4,19 +4,16 @@ paints what the full style paints) and the perceptual loss against the painting 
 texture where its smaller capacity cannot copy the teacher exactly). Everything else - resume, the NaN guard,
 stop signals, progress, samples - is `train`'s loop: distilling is training with a teacher.
 
-Defaults (measured on 2 CPU cores with bfloat16 autocast, 128 px crops, batch 4: ~1 step/s): DISTILL_WEIGHT
-puts the teacher term at about the size of the perceptual terms at the start; DISTILL_STEPS is where the
-samples stopped changing visibly."""
+The defaults, DISTILL_WEIGHT and DISTILL_STEPS, and why: training/config.py."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from nst_video.errors import NstError
 from nst_video.styles import StyleRegistry, read_info, user_styles_dir
+from nst_video.training.config import DISTILL_STEPS, DISTILL_WEIGHT  # noqa: F401  (the defaults, by name)
 from nst_video.training.train import TrainConfig
 
-DISTILL_WEIGHT = 1e3
-DISTILL_STEPS = 1500
 INHERITED = ("style_weight", "content_weight", "image_size", "style_size")  # from the teacher's training
 
 

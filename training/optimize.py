@@ -30,7 +30,7 @@ import math
 import statistics
 import time
 from collections import deque
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -46,62 +46,18 @@ from nst_video.progress import progress_bar
 from nst_video.report import say
 from nst_video.signals import StopFlag, signal_name
 from nst_video.stylizer import pick_device, transfer_luminance
+from nst_video.training.config import MIN_SIDE, OptimizeConfig
 from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
 
 # Gatys et al.'s layers, as far as the weights go (they stop at relu4_3: no relu5_1).
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "style")
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}  # L-BFGS: its own step lengths times this; Adam: pixels (0..1) per step
 ADAM_FINAL_LR = 0.1        # Adam's step size decays exponentially to this fraction over each level
 LBFGS_HISTORY = 20         # curvature pairs kept (memory: 2 x 20 copies of the image)
 CLIP_FACTOR = 10.0         # clip a gradient above this multiple of the median norm of the last CLIP_WINDOW
 CLIP_WINDOW = 20
 DIVERGE_FACTOR = 10.0      # a loss above this multiple of the level's best counts as a failed step
-MIN_SIDE = 16              # pixels: below this VGG's pooling leaves nothing of an image
 REFINE_FRACTION = 0.5      # each finer level runs this fraction of --steps
-
-
-def setting(default=MISSING, help: str = "", min: float | None = None, min_open: bool = False, choices=None):
-    """An OptimizeConfig field with its help text and bounds: the CLI builds its options from these, and
-    check() enforces the same bounds for callers from Python."""
-    return field(default=default, metadata={"help": help, "min": min, "min_open": min_open, "choices": choices})
-
-
-@dataclass
-class OptimizeConfig:
-    content: str = setting(help="The photo.")
-    styles: list[tuple[str, float]] = setting(help="Style images and their relative weights.")
-    output: str = setting(help="The result (any image format: .png, .jpg, ...).")
-    size: int = setting(512, "Long side of the result (pixels); the photo is scaled to it.", min=MIN_SIDE)
-    steps: int = setting(300, "Steps at the coarsest size (finer sizes refine with half as many).", min=1)
-    optimizer: str = setting("lbfgs", "lbfgs: fewest steps; adam: less memory, steadier on odd inputs.",
-                             choices=OPTIMIZERS)
-    lr: float | None = setting(None, "Step size (default: 1 for L-BFGS, 0.02 for Adam, which decays to a tenth).",
-                               min=0, min_open=True)
-    content_weight: float = setting(1.0, "Weight of the photo's content (relu4_2, relative error).", min=0)
-    style_weight: float = setting(30.0, "Weight of the painting's style (Grams at relu1_1..relu4_1, relative "
-                                       "error, summed).", min=0)
-    tv_weight: float = setting(1.0, "Weight of total variation (mean neighbour difference): smoothness.", min=0)
-    init: str = setting("content", "Start image: content (the photo plus a little noise), noise or style.",
-                        choices=INITS)
-    init_noise: float = setting(0.05, "Noise added to the photo with --init content (0..1 pixel units).", min=0)
-    style_scale: float = setting(1.0, "Size of the style images relative to the result (smaller: finer "
-                                      "strokes).", min=0, min_open=True)
-    preserve_color: bool = setting(False, "Keep the photo's colours; transfer only luminance.")
-    save_every: int = setting(0, "Also write the image every N steps (OUT.stepNNNN.EXT; 0 = off).", min=0)
-    coarse_size: int = setting(512, "Long side of the coarsest level: larger results start at this size "
-                                    "and double.", min=MIN_SIDE)
-    max_failures: int = setting(5, "Failed steps in a row before giving up.", min=1)
-    log_interval: int = setting(50, "A progress line every N steps.", min=1)
-    device: str = setting("auto", "auto, cpu, cuda or mps.")
-    vgg_weights: str | None = setting(None, "VGG16 weights (.pth), as for `train`; default $NST_VIDEO_VGG_WEIGHTS.")
-    seed: int = setting(0, "Seed of the start image's noise.")
-
-    @property
-    def step_size(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
 
 @dataclass

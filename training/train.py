@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable
 
@@ -26,80 +26,15 @@ from nst_video.model import ARCHITECTURES, TransformerNet, build_network
 from nst_video.progress import fields_lines, progress_bar
 from nst_video.report import say
 from nst_video.signals import StopFlag, signal_name
-from nst_video.styles import StyleInfo, load_model, load_style, save_style, user_styles_dir
+from nst_video.styles import StyleInfo, load_model, load_style, save_style
 from nst_video.stylizer import pick_device
+from nst_video.training.config import TrainConfig
 from nst_video.training.data import ContentImages, content_loader, load_rgb_tensor
 from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
 from nst_video.training.video_pairs import VideoPairs
 
 CHECKPOINT_FORMAT = "nst-video-train-checkpoint"
 MAX_ROLLBACKS = 5
-
-
-def setting(default=MISSING, help: str = "", min: float | None = None, min_open: bool = False):
-    """A TrainConfig field with its help text and lower bound: the CLI builds its options from these (one
-    source of truth for defaults and ranges), and train() checks the same bounds for callers from Python."""
-    return field(default=default, metadata={"help": help, "min": min, "min_open": min_open})
-
-
-@dataclass
-class TrainConfig:
-    content_dir: str = setting(help="Folder of training photos (recursive).")
-    style_image: str = setting(help="The painting to learn.")
-    name: str = setting(help="Style name (file name and `--style` name).")
-    output: str | None = setting(None, "Finished style file (default: the user styles folder, <name>.safetensors).")
-    title: str = setting("", "Display title (default: from the name).")
-    credit: str = setting("", "Credit of the style image (artist, work, year, licence).")
-    vgg_weights: str | None = setting(None, "VGG16 weights (.pth state dict); default $NST_VIDEO_VGG_WEIGHTS, "
-                                      "else torchvision's download.")
-    checkpoint_dir: str | None = setting(None, "Default: runs/<name>.")
-    resume: bool = setting(False, "Continue from the checkpoint in --checkpoint-dir.")
-    init_from: str | None = setting(None, "Start from another style's weights (name or file) instead of random.")
-    architecture: str = setting("johnson", "The network to train (johnson: the paper's; lite: half width, "
-                                "real time on a CPU).")
-    teacher: str | None = setting(None, "Distil from this style file: its outputs become targets beside the "
-                                  "perceptual loss (`nst-video distill`).")
-    distill_weight: float = setting(0.0, "Weight of the teacher term (mean squared difference of the outputs).",
-                                    min=0)
-    batch_size: int = setting(4, min=1)
-    image_size: int = setting(256, "Training crop size (pixels).", min=16)
-    style_size: int = setting(512, "Long side of the style image: sets the scale of its texture.", min=16)
-    lr: float = setting(1e-3, "Adam's learning rate.", min=0, min_open=True)
-    max_steps: int = setting(40_000, min=1)
-    num_workers: int = setting(-1, "Data loading processes (-1: 4 on GPU, 0 on CPU, where workers would "
-                               "compete with the model).", min=-1)
-    content_weight: float = setting(1.0, min=0)
-    style_weight: float = setting(1e5, min=0)
-    tv_weight: float = setting(1e-5, min=0)
-    stability_weight: float = setting(0.0, "Weight of the anti-flicker term (output of a frame vs a noised copy). "
-                                      "0 = off.", min=0)
-    stability_noise: float = setting(0.02, min=0)
-    motion_weight: float = setting(0.0, "Weight of the motion term: the output of a slightly moved copy of a photo "
-                                   "(shifted, turned, scaled) vs the output moved the same way, so the network "
-                                   "moves its texture with the picture instead of redrawing it. 0 = off.", min=0)
-    motion_shift: float = setting(3.0, "Largest shift (pixels) of the motion term; turns up to 2 degrees and "
-                                  "scales up to 2% come with it.", min=0)
-    video_dir: str | None = setting(None, "Folder of video clips for the flow term (recursive).")
-    flow_weight: float = setting(0.0, "Weight of the flow term: the output of a video frame vs the output of the "
-                                 "frame before, moved along the input's optical flow where it is trusted (the "
-                                 "warping error, on real clips from --video-dir). 0 = off.", min=0)
-    clip_grad_norm: float = setting(10.0, min=0, min_open=True)
-    nan_patience: int = setting(3, "Non-finite steps in a row before rolling back.", min=1)
-    checkpoint_interval: int = setting(1000, min=1)
-    sample_interval: int = setting(1000, min=1)
-    log_interval: int = setting(50, min=1)
-    amp: bool = setting(False, "Mixed precision: FP16 on a GPU, bfloat16 on a CPU (fast where it has AMX or "
-                        "AVX512-BF16); Grams and loss sums stay fp32.")
-    device: str = setting("auto", "auto, cpu, cuda or mps.")
-    seed: int = setting(42)
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.checkpoint_dir or Path("runs") / self.name) / "last.pt"
-
-    @property
-    def output_path(self) -> Path:
-        return Path(self.output) if self.output else user_styles_dir() / f"{self.name}.safetensors"
 
 
 @dataclass

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,8 @@ def main() -> int:
     ap.add_argument("--finetune-256", action="store_true",
                     help="continue finished styles at 256 px, less the held-out photos (see above)")
     ap.add_argument("--pid-file", type=Path, help="write the training process's id here (to pause it)")
+    ap.add_argument("--retry-killed", type=int, default=0, metavar="N",
+                    help="--finetune-256: resume up to N times when the training is killed (out of memory)")
     args = ap.parse_args()
     if args.finetune_256:
         return finetune_256(args)
@@ -173,12 +176,17 @@ def finetune_256(args) -> int:
                "--style-weight", str(args.style_weight), "--checkpoint-dir", str(runs),
                "--output", str(runs / f"{name}.safetensors"), "--init-from", str(style_file),
                "--image-size", "256", "--style-size", "256", "--batch-size", "4", "--amp", "--lr", str(FINETUNE_LR),
-               "--max-steps", str(steps), "--checkpoint-interval", "50", "--sample-interval", "100",
+               "--max-steps", str(steps), "--checkpoint-interval", "25", "--sample-interval", "100",
                "--log-interval", "10", "--motion-weight", str(motion)]
         if flow:
             cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(flow)]
-        cmd += resume_flag(runs, steps)
-        code = run(cmd, args.pid_file)
+        for _ in range(1 + args.retry_killed):
+            code = run(cmd + resume_flag(runs, steps), args.pid_file)
+            # SIGKILL: the kernel's out-of-memory killer on a shared machine (a stop signal saves and exits
+            # normally); the checkpoint every 25 steps bounds what is lost
+            if code != -signal.SIGKILL:
+                break
+            print(f"{name}: the training process was killed (SIGKILL); resuming from its last checkpoint", flush=True)
         if code != 0:
             return code
     return 0

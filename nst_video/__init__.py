@@ -18,4 +18,30 @@ Data flows one way: Source -> Stylizer -> Temporal -> Sink.
   web/          `nst-video serve`: the web app and HTTP API, calling the same jobs (see web/__init__.py)
 """
 
+import sys
+
 __version__ = "0.1.0"
+
+
+class _OpenCVBeforePyAV:
+    """The package's one import-order rule: OpenCV before PyAV, in every process that uses nst_video.
+
+    Both wheels bundle libxcb-shm under the same name; with PyAV's copy loaded first, OpenCV's Qt window
+    hangs for ever while connecting to the X server (window.py refuses to open then). So the first import of
+    `av`, from whatever module, imports cv2 just before it. Only then: `nst-video --help` loads neither.
+    tests/test_structure.py checks the order from the libraries a process has loaded."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "av":
+            sys.meta_path.remove(cls)  # once is enough
+            if "av" not in sys.modules:
+                try:
+                    import cv2  # noqa: F401
+                except ImportError:  # a broken install: the window (the only one to care) says so later
+                    pass
+        return None  # the usual finders do the importing
+
+
+if not any(finder is _OpenCVBeforePyAV for finder in sys.meta_path):
+    sys.meta_path.insert(0, _OpenCVBeforePyAV)

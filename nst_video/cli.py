@@ -24,7 +24,7 @@ def guess_mode(arg: str) -> str:
     path = Path(arg)
     if path.is_dir() or is_image_path(path) or any(c in arg for c in "*?["):
         return "image"
-    # Imported here, not at the top: PyAV loaded before OpenCV makes the webcam window hang (see window.py).
+    # Imported here, not at the top: PyAV takes a while to load, and --help and most commands need none of it.
     from nst_video.video_io import VIDEO_SUFFIXES  # the one table of video file types
 
     if path.suffix.lower() in VIDEO_SUFFIXES:

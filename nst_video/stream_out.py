@@ -25,13 +25,12 @@ from fractions import Fraction
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-# OpenCV (through window) before PyAV, the order every module of a process with a window keeps (webcam.py).
-from nst_video.window import fit_into  # isort: skip
 import av
 import numpy as np
 
 from nst_video.errors import NstError, reason
 from nst_video.video_io import ContainerKind, VideoSink
+from nst_video.window import fit_into
 
 # scheme -> (FFmpeg muxer, default port, muxer options)
 SCHEMES = {

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-# camera (and so cv2) before anything that imports PyAV: both wheels bundle libxcb-shm under the same name,
-# and with PyAV's copy loaded first OpenCV's Qt window hangs forever while connecting to the X server.
-from nst_video.camera import CapturedFrame  # isort: skip
 from nst_video import report
+from nst_video.camera import CapturedFrame
 from nst_video.errors import NstError
 from nst_video.images import save_image
 from nst_video.model import TransformerNet

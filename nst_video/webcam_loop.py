@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-# camera (and so cv2) before anything that imports PyAV (webcam.py does): see the note there.
-from nst_video.camera import Camera, CameraStopped, open_camera  # isort: skip
 from nst_video import signals
+from nst_video.camera import Camera, CameraStopped, open_camera
 from nst_video.errors import NstError
 from nst_video.paint_size import PaintSizeController
 from nst_video.stylizer import Stylizer, pick_device

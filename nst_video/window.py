@@ -48,7 +48,7 @@ class Window:
         _check_display()
         if _pyav_xcb_loaded_first():
             raise NstError("internal: PyAV was imported before OpenCV, so the window would hang; import "
-                           "nst_video.camera (cv2) first")
+                           "nst_video (it sees to the order) or cv2 before av")
         self.title = title
         self.fullscreen = False
         try:

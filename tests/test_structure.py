@@ -1,0 +1,72 @@
+"""The house's shape, checked: the import-order rule (OpenCV before PyAV, nst_video/__init__.py), and the layers
+of docs/architecture.md."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "nst_video"
+
+
+def run_python(code: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          **kwargs)
+
+
+# --- OpenCV before PyAV -------------------------------------------------------------------------------------
+# Both wheels bundle libxcb-shm under one name; the copy loaded first is the one used, and PyAV's makes
+# OpenCV's Qt window hang. Which one a process loaded is in /proc/self/maps (window._pyav_xcb_loaded_first).
+
+PYAV_FIRST = "from nst_video.window import _pyav_xcb_loaded_first; print('PYAV_FIRST', _pyav_xcb_loaded_first())"
+
+
+def pyav_loaded_first(imports: str) -> bool:
+    r = run_python(f"{imports}\n{PYAV_FIRST}")
+    assert r.returncode == 0, r.stderr
+    return "PYAV_FIRST True" in r.stdout
+
+
+def modules_importing_pyav() -> list[str]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if re.search(r"^\s*(import av\b|from av\b)", path.read_text(), re.MULTILINE):
+            found.append(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return found
+
+
+@pytest.fixture(scope="module")
+def order_is_visible():
+    if not Path("/proc/self/maps").exists():
+        pytest.skip("needs Linux's /proc/self/maps to see which library a process loaded")
+    if not pyav_loaded_first("import av"):
+        pytest.skip("this PyAV does not bundle its own libxcb-shm: the order does not matter here")
+
+
+def test_the_check_sees_pyav_first(order_is_visible):
+    """The control: PyAV imported on its own, before nst_video, is seen."""
+    assert pyav_loaded_first("import av\nimport nst_video")
+
+
+def test_modules_using_pyav_are_found():
+    assert {"nst_video.video_io", "nst_video.audio_io"} <= set(modules_importing_pyav())
+
+
+@pytest.mark.parametrize("module", modules_importing_pyav())
+def test_every_module_using_pyav_loads_opencv_first(order_is_visible, module):
+    assert not pyav_loaded_first(f"import {module}")
+
+
+def test_pyav_after_nst_video_loads_opencv_first(order_is_visible):
+    """Any later `import av` (a test, a script) keeps the order once nst_video is imported."""
+    assert not pyav_loaded_first("import nst_video\nimport av")
+
+
+def test_help_loads_neither():
+    r = run_python("import sys\nsys.argv = ['nst-video', '--help']\nimport nst_video.cli\n"
+                   "try:\n    nst_video.cli.main()\nexcept SystemExit:\n    pass\n"
+                   "print('LOADED', sorted(m for m in ('cv2', 'av') if m in sys.modules))")
+    assert "LOADED []" in r.stdout, r.stdout + r.stderr

@@ -314,7 +314,7 @@ class Seconds(click.ParamType):
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path), required=False)
 @click.option("--start", type=Seconds(), default=0.0, help="Begin this far into the input (90, 1.5, 1:30).")
 @click.option("--duration", type=Seconds(positive=True), help="Write only this long a segment (seconds or m:s).")
 @click.option("--max-size", type=click.IntRange(min=8),
@@ -328,9 +328,14 @@ class Seconds(click.ParamType):
               help="Constant quality for x264/x265/VP9/AV1: lower is better and bigger (18 looks lossless).")
 @click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset (ultrafast..veryslow).")
 @click.option("--no-audio", is_flag=True, help="Leave the audio out.")
+@click.option("--stream", metavar="URL", help="Also (or, without OUTPUT, only) send the frames as a live stream: "
+                                              "udp://HOST:PORT or rtmp://HOST[:PORT]/APP/KEY (no audio).")
+@click.option("--realtime", is_flag=True, help="With --stream: send each frame at its time in the video, as if "
+                                               "it were live (default: as fast as they are made).")
 @stylizer_options
 @picture_options(default_scale="1")
-def video(input_path, output, start, duration, max_size, temporal, codec, crf, preset, no_audio, make_stylizer):
+def video(input_path, output, start, duration, max_size, temporal, codec, crf, preset, no_audio, stream, realtime,
+          make_stylizer):
     """Stylize a video file; frame rate, timestamps, rotation and audio are kept.
 
     \b
@@ -338,13 +343,22 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
       nst-video video in.mkv out.mp4 --style udnie --temporal 0.5 --crf 20
       nst-video video film.mkv preview.mp4 --start 1:30 --duration 3 --max-size 480
       nst-video video 4k.mp4 out.mp4 --style-scale auto --max-memory 4G   (1 MP strokes, in tiles if need be)
+      nst-video video in.mp4 --stream udp://127.0.0.1:5000 --realtime      (played live: ffplay that URL)
     Ctrl-C (or SIGTERM, SIGHUP) stops early and keeps a playable file of the frames done so far.
     """
     from nst_video.video_job import check_paths, run_video
 
+    if output is None and not stream:
+        raise click.UsageError("no output: give OUTPUT, or --stream URL to send the frames live")
+    if realtime and not stream:
+        raise click.UsageError("--realtime paces a live stream: give --stream URL with it")
     check_paths(input_path, output)  # before loading the model: bad paths fail at once
+    if stream:
+        from nst_video.stream_out import check_stream_url
+        check_stream_url(stream)
     result = run_video(input_path, output, make_stylizer(), temporal=temporal, codec=codec, crf=crf,
-                       preset=preset, audio=not no_audio, start=start, duration=duration, max_size=max_size)
+                       preset=preset, audio=not no_audio, start=start, duration=duration, max_size=max_size,
+                       stream=stream, realtime=realtime)
     if result.stop_signal:
         sys.exit(128 + result.stop_signal)
 
@@ -379,6 +393,10 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
 @click.option("--stream", metavar="URL", help="Also send the stylized frames as a live H.264 stream: "
                                               "udp://HOST:PORT (MPEG-TS) or rtmp://HOST[:PORT]/APP/KEY "
                                               "(docs/video-calls.md).")
+@click.option("--virtual-camera", metavar="[NAME]", is_flag=False, flag_value="auto",
+              help="Also show the stylized frames as a camera other programs (Zoom, Meet, OBS, ...) can pick: a "
+                   "v4l2loopback device on Linux (NAME: /dev/videoN or its label; default the first), OBS's "
+                   "Virtual Camera on Windows and macOS (docs/video-calls.md).")
 def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_dir, paint_size, **options):
     """Stylize a live camera in a window; keys switch styles, record, snapshot (h lists them).
 
@@ -388,6 +406,7 @@ def webcam(camera, size, style, styles, full, no_window, max_frames, snapshot_di
       nst-video webcam --style udnie                    (all styles, beginning with udnie)
       nst-video webcam --no-window --record out.mp4 --max-frames 300
       nst-video webcam --stream udp://127.0.0.1:5000    (then: ffplay udp://127.0.0.1:5000)
+      nst-video webcam --virtual-camera                 (then pick "nst-video" as the camera in a call)
     """
     from nst_video.camera import parse_camera
     from nst_video.paint_size import parse_paint_size

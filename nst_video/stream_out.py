@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import PurePosixPath
@@ -150,34 +151,31 @@ class _StreamEncoder(VideoSink):
             self.container.close()
 
 
-class StreamOutput:
-    """Sends frames to `target` from its own thread; `send()` never waits (see the module docstring).
+class LiveOutput:
+    """A live output's thread: `send()` hands frames over and never waits (see the module docstring);
+    `writer.write(rgb, pts_ms)` runs on the thread, `writer.close()` when the output closes. `name` says
+    what it is in messages ("stream udp://...", "virtual camera /dev/video2")."""
 
-    Connects (RTMP) and writes the stream's header at once, so an unreachable server is an NstError
-    here, before the session starts, and the first frame goes out without delay."""
-
-    def __init__(self, target: StreamTarget, size: tuple[int, int], on_event=None):
-        self.target, self.size = target, size
+    def __init__(self, name: str, writer, size: tuple[int, int], on_event=None):
+        self.name, self.size = name, size
         self.on_event = on_event or (lambda message: None)
-        try:
-            self._encoder = _StreamEncoder(target, *size)
-        except (av.FFmpegError, OSError) as e:
-            hint = "; is the server running, and the path one it accepts?" if target.scheme != "udp" else ""
-            raise NstError(f"--stream {target}: cannot start the stream ({reason(e)}){hint}") from None
-        self.on_event(f"streaming to {target}")
+        self._encoder = writer
         self.sent = self.dropped = 0
         self.error: str | None = None
         self._pending: list = []
         self._closing = False
         self._start: float | None = None
         self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name.split()[0], daemon=True)
         self._thread.start()
 
-    def send(self, rgb: np.ndarray, captured: float) -> None:
-        """Queue a frame (captured at time.monotonic() `captured`); never waits. Where the previous frame is
-        still waiting, it is dropped for this newer one."""
+    def send(self, rgb: np.ndarray, captured: float, wait: bool = False) -> None:
+        """Queue a frame (captured at time.monotonic() `captured`). Where the previous frame is still waiting,
+        it is dropped for this newer one, or with `wait` (a file sent as fast as it is made, where every frame
+        counts and nothing is live) this waits for it to go."""
         with self._changed:
+            while wait and len(self._pending) >= QUEUE_FRAMES and not self.error:
+                self._changed.wait()
             if self._closing or self.error:
                 return
             while len(self._pending) >= QUEUE_FRAMES:
@@ -193,11 +191,11 @@ class StreamOutput:
             self._changed.notify_all()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            return f"stream {self.target}: did not finish closing in {timeout:.0f} s ({self.summary()})"
-        return f"stream closed {self.target} ({self.summary()})"
+            return f"{self.name}: did not finish closing in {timeout:.0f} s ({self.summary()})"
+        return f"{self.name} closed ({self.summary()})"
 
     def summary(self) -> str:
-        text = f"{self.sent} frames sent, {self.dropped} dropped (the receiver or network fell behind)"
+        text = f"{self.sent} frames sent, {self.dropped} dropped (the receiver fell behind)"
         return f"{text}; stopped: {self.error}" if self.error else text
 
     def _run(self) -> None:
@@ -210,6 +208,7 @@ class StreamOutput:
                     if not self._pending:
                         break
                     rgb, captured = self._pending.pop(0)
+                    self._changed.notify_all()  # a waiting send() may go on
                 if self._start is None:
                     self._start = captured
                 if rgb.shape[1::-1] != self.size:  # the side-by-side view: fitted into the stream's size
@@ -220,8 +219,64 @@ class StreamOutput:
             with self._changed:
                 self.error = reason(e) if isinstance(e, (av.FFmpegError, OSError)) else f"{type(e).__name__}: {e}"
                 self._pending.clear()
-            self.on_event(f"stream to {self.target} stopped: {self.error}")
+                self._changed.notify_all()
+            self.on_event(f"{self.name} stopped: {self.error}")
         finally:
             with contextlib.suppress(Exception):
                 encoder.close()
 
+
+
+class StreamOutput(LiveOutput):
+    """The stream to `target`. Connects (RTMP) and writes the stream's header at once, so an unreachable
+    server is an NstError here, before the session starts, and the first frame goes out without delay."""
+
+    def __init__(self, target: StreamTarget, size: tuple[int, int], on_event=None):
+        self.target = target
+        try:
+            encoder = _StreamEncoder(target, *size)
+        except (av.FFmpegError, OSError) as e:
+            hint = "; is the server running, and the path one it accepts?" if target.scheme != "udp" else ""
+            raise NstError(f"--stream {target}: cannot start the stream ({reason(e)}){hint}") from None
+        super().__init__(f"stream {target}", encoder, size, on_event)
+        self.on_event(f"streaming to {target}")
+
+
+class StreamSink:
+    """A video job's sink (VideoSink's write / close / abort) that sends a file's frames as a live stream,
+    timed as the file says. With `realtime`, each frame waits for its time (the file played live, as a
+    camera would deliver it: a receiver that stalls then costs frames, not time); without, frames go as fast
+    as they are made and none is dropped. A stream that fails ends the job where it is the only output
+    (`required`); beside a file, the file goes on."""
+
+    def __init__(self, target: StreamTarget, width: int, height: int, time_base: Fraction, realtime: bool = False,
+                 on_event=None, required: bool = True):
+        self.output = StreamOutput(target, (width, height), on_event=on_event)
+        self.time_base, self.realtime, self.required = Fraction(time_base), realtime, required
+        self.frames_written, self.end_pts = 0, 0
+        self._zero: float | None = None  # time.monotonic() at the file's time 0
+
+    def write(self, rgb: np.ndarray, pts: int, duration: int | None = None) -> None:
+        if self.output.error and self.required:  # the receiver or server went away: the job ends with it
+            raise NstError(f"--stream {self.output.target}: {self.output.error}")
+        seconds = float(pts * self.time_base)
+        if self._zero is None:
+            self._zero = time.monotonic() - seconds
+        due = self._zero + seconds
+        if self.realtime:
+            time.sleep(max(0.0, due - time.monotonic()))
+        self.output.send(rgb, due, wait=not self.realtime)
+        self.frames_written += 1
+        self.end_pts = pts + int(duration or 0)
+
+    def close(self, complete: bool = True) -> str:
+        return self.output.close()
+
+    def abort(self) -> None:
+        self.output.close()
+
+    def __enter__(self) -> "StreamSink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -40,7 +40,7 @@ class _Cancelled(Exception):
 
 @dataclass
 class VideoJobResult:
-    output: Path
+    output: Path | None   # None: streamed only (--stream)
     frames: int
     seconds: float        # length of the video written
     elapsed: float        # wall-clock seconds of the job
@@ -48,6 +48,7 @@ class VideoJobResult:
     expected_frames: int  # the frames the whole job would have written, as the header lets us estimate (0: ?)
     stop_signal: int | None = None  # the stop signal that came (exit status 128 + it), if one did
     backend: str = ""               # what ran the network, e.g. "openvino (CPU, 2 threads, BF16)"
+    stream: str | None = None       # --stream: where the frames were sent live, and what became of them
 
 
 @dataclass
@@ -55,41 +56,64 @@ class _Failure:
     error: BaseException
 
 
-def check_paths(src: Path, dst: Path) -> None:
+def check_paths(src: Path, dst: Path | None) -> None:
     if not src.exists():
         raise NstError(f"{src}: no such file")
+    if dst is None:  # only streamed
+        return
     if dst.is_dir():
         raise NstError(f"{dst}: is a folder; give an output file name such as {dst / (src.stem + '_styled.mp4')}")
     if dst.exists() and os.path.samefile(src, dst):
         raise NstError(f"output {dst} is the input; refusing to overwrite it (choose another output)")
 
 
-def run_video(src: Path, dst: Path, stylizer: Stylizer, temporal: float = 0.0, codec: str | None = None,
+def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float = 0.0, codec: str | None = None,
               crf: int = 18, preset: str = "medium", audio: bool = True, show_progress: bool = True,
               quiet: bool = False, start: float = 0.0, duration: float | None = None,
               max_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
-              cancel: threading.Event | None = None) -> VideoJobResult:
+              cancel: threading.Event | None = None, stream: str | None = None,
+              realtime: bool = False) -> VideoJobResult:
     """Stylize the video file `src` (or `duration` seconds of it from `start`, timed from 0 in the output)
     into `dst`, its long side capped at `max_size`. Returns what was written; after a stop signal, a shorter
     but complete file (interrupted=True).
 
     `on_progress(frames_written, expected_frames)` is called (from the encoder thread) after each frame is
     written; expected_frames is the header's estimate, 0 where unknown. Setting `cancel` (from any thread)
-    stops the job before its next frame, like a stop signal: what was done is finalised, interrupted=True."""
-    src, dst = Path(src), Path(dst)
+    stops the job before its next frame, like a stop signal: what was done is finalised, interrupted=True.
+
+    `stream` (a URL: stream_out.py) also sends the frames live, each at its time in the file with
+    `realtime`; `dst` may then be None (streamed only)."""
+    src, dst = Path(src), Path(dst) if dst is not None else None
     check_paths(src, dst)
+    target = None
+    if stream:
+        from nst_video.stream_out import check_stream_url
+        target = check_stream_url(stream)
     started = time.perf_counter()
     with VideoSource(src, start=start, duration=duration, max_size=max_size) as source:
         info = source.info
-        with VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, codec=codec, crf=crf,
-                       preset=preset, audio_from=src if audio and info.audio else None,
-                       audio_start=info.segment_start, colorspace=info.colorspace) as sink:
+        sinks = []
+        try:
+            if dst is not None:
+                sinks.append(VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, codec=codec,
+                                       crf=crf, preset=preset, audio_from=src if audio and info.audio else None,
+                                       audio_start=info.segment_start, colorspace=info.colorspace))
+            if target is not None:
+                from nst_video.stream_out import StreamSink
+                sinks.append(StreamSink(target, info.width, info.height, info.time_base, realtime,
+                                        on_event=None if quiet else report.say, required=dst is None))
+        except BaseException:
+            for opened in sinks:
+                opened.abort()
+            raise
+        sink = sinks[0] if len(sinks) == 1 else _Tee(sinks)
+        try:
             pipeline = _Pipeline(source, sink, stylizer, TemporalBlender.for_video_files(temporal), cancel)
             bar = progress_bar("fps")
             bar.disable = not show_progress
             with bar as progress:
                 task = progress.add_task("stylizing", total=info.frame_count or None,
-                                         status=f"{info.width}x{info.height} -> {dst.name}")
+                                         status=f"{info.width}x{info.height} -> {dst.name if dst else target}")
 
                 def on_written() -> None:
                     progress.advance(task)
@@ -100,23 +124,64 @@ def run_video(src: Path, dst: Path, stylizer: Stylizer, temporal: float = 0.0, c
                 # Stopped early, the bar keeps the clip's total (12/75); done, it shows the real count.
                 progress.update(task, completed=sink.frames_written,
                                 **({} if stopped is not None else {"total": sink.frames_written}))
-            stopped_late = None
-            if stopped is None:
-                with signals.StopFlag() as late:  # all done: a stop signal now is noted (a second one obeyed)
-                    sink.close()
-                stopped_late = late.requested
-            else:
-                sink.close(complete=False)  # another signal meanwhile stops at once (nothing is kept)
+        except BaseException as e:  # as VideoSink's own context: kept on a stop, dropped on an error
+            for opened in sinks:
+                if isinstance(e, KeyboardInterrupt):
+                    opened.close(complete=False)
+                else:
+                    opened.abort()
+            raise
+        stopped_late = None
+        if stopped is None:
+            with signals.StopFlag() as late:  # all done: a stop signal now is noted (a second one obeyed)
+                closed = [opened.close() for opened in sinks]
+            stopped_late = late.requested
+        else:
+            closed = [opened.close(complete=False) for opened in sinks]  # another signal meanwhile: at once
     result = VideoJobResult(dst, sink.frames_written, float(sink.end_pts * sink.time_base),
                             time.perf_counter() - started, stopped is not None, info.frame_count,
-                            stopped or stopped_late, stylizer.backend)
+                            stopped or stopped_late, stylizer.backend,
+                            stream=closed[-1] if target is not None else None)
     if not quiet:
         report_result(result)
     return result
 
 
+class _Tee:
+    """The pipeline's sink where the frames go both to a file and to a stream (the first one's counts)."""
+
+    def __init__(self, sinks: list):
+        self.sinks = sinks
+        self.time_base = sinks[0].time_base
+
+    @property
+    def frames_written(self) -> int:
+        return self.sinks[0].frames_written
+
+    @property
+    def end_pts(self) -> int:
+        return self.sinks[0].end_pts
+
+    def write(self, rgb, pts: int, duration: int | None = None) -> None:
+        for sink in self.sinks:
+            sink.write(rgb, pts, duration)
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
+
 def report_result(result: VideoJobResult) -> None:
     fps = result.frames / result.elapsed if result.elapsed > 0 else 0.0
+    if result.stream:
+        report.say(result.stream)
+    if result.output is None:
+        if not result.interrupted:
+            report.say(f"streamed {result.frames} frames, {result.seconds:.2f} s ({fps:.2f} frames/s on "
+                       f"{result.backend})")
+        else:
+            report.say(f"nst-video: interrupted: streamed the first {result.frames} frames ({result.seconds:.2f} s)")
+        return
     if not result.interrupted:
         report.say(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s ({fps:.2f} frames/s "
                    f"on {result.backend})")

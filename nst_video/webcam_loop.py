@@ -48,6 +48,7 @@ class WebcamOptions:
     fps: float | None = None  # the frame rate the paint size is chosen to hold; None: the camera's, at most 30
     paint_size: tuple[int, int] | None = None  # pins the network's paint size (W, H); None: adaptive
     stream: str | None = None  # --stream URL: the shown frames as a live stream (stream_out.py)
+    virtual_camera: str | None = None  # --virtual-camera: "auto" or a device (virtual_camera.py)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -110,11 +111,18 @@ def run_webcam(opts: WebcamOptions) -> None:
 
 
 def open_outputs(opts: WebcamOptions) -> list:
-    """The live outputs (--stream), connected and ready for frames; NstError where one cannot be."""
+    """The live outputs (--virtual-camera, --stream), open and ready for frames; NstError where one cannot be."""
     outputs = []
-    if opts.stream:
-        from nst_video.stream_out import StreamOutput, check_stream_url
-        outputs.append(StreamOutput(check_stream_url(opts.stream), opts.size, on_event=log))
+    try:
+        if opts.virtual_camera:
+            from nst_video.virtual_camera import open_virtual_camera
+            outputs.append(open_virtual_camera(opts.virtual_camera, opts.size, fps=opts.fps or 30.0, on_event=log))
+        if opts.stream:
+            from nst_video.stream_out import StreamOutput, check_stream_url
+            outputs.append(StreamOutput(check_stream_url(opts.stream), opts.size, on_event=log))
+    except BaseException:
+        close_outputs(outputs)
+        raise
     return outputs
 
 

@@ -1,6 +1,7 @@
 """`--stream URL`: the stylized frames as a live stream another program opens. End to end through the real
 command (a clip standing in for the camera, a PyAV receiver on loopback), RTMP against FFmpeg acting as the
 server, a receiver that stalls costing frames and never time, and bad URLs refused in one line."""
+import re
 import socket
 import subprocess
 import sys
@@ -45,15 +46,19 @@ def test_webcam_streams_the_stylized_frames_in_order_at_the_clips_rate():
     receiver = UdpReceiver(done=lambda: proc is not None and proc.poll() is not None)
     max_frames = 30
     proc = subprocess.Popen([sys.executable, "-m", "nst_video", "webcam", "--no-window", "--camera", CLIP,
-                             "--size", "x".join(map(str, SIZE)), "--paint-size", "x".join(map(str, SIZE)), "--styles", "mosaic-lite",
+                             "--size", "x".join(map(str, SIZE)), "--paint-size", "x".join(map(str, SIZE)),
+                             "--styles", "mosaic-lite",
                              "--stream", receiver.url, "--max-frames", str(max_frames)],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     received = receiver.join()
-    closed = next(line for line in err.splitlines() if line.startswith("webcam: stream closed"))
+    closed = next(line for line in err.splitlines() if line.startswith(f"webcam: stream {receiver.url}") and
+                  " closed (" in line)
     sent, dropped = (int(word) for word in closed.replace("(", " ").split() if word.isdigit())
-    assert sent + dropped == max_frames and sent >= max_frames // 2, closed
+    # every frame shown went to the stream (the clip may end first on a slow CPU: the summary counts them)
+    shown = int(re.search(r"webcam: summary: (\d+) frames", err)[1])
+    assert sent + dropped == shown and sent >= shown // 2 and shown >= 10, (closed, shown)
     assert len(received) == sent, (len(received), closed)  # loopback loses nothing
 
     # Each received frame is the clip's frame of its timestamp (the camera's timing kept), stylized as the
@@ -109,7 +114,7 @@ def test_rtmp_push_to_a_server():
         output.send(np.full((120, 160, 3), 10 * i, np.uint8), start + i / 20)
         while output.sent + output.dropped <= i and time.monotonic() - sent < 5:  # one frame at a time
             time.sleep(0.002)
-    assert output.close().startswith("stream closed")
+    assert output.close().startswith(f"stream {url} closed")
     server.join(30)
     assert output.sent == 20 and len(received) == 20, (output.summary(), len(received), errors)
     assert [round(t * 20) for t, _ in received] == list(range(20))  # the capture times kept
@@ -164,3 +169,62 @@ def test_bad_stream_url_is_one_line_before_the_camera_opens(url, message):
     assert r.exit_code == 1, r.output
     assert r.stderr.startswith("nst-video: error: --stream") and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_video_file_played_as_a_live_stream_and_written(tmp_path):
+    """`video IN OUT --stream URL --realtime`: the file is written as ever, and every frame also goes out live,
+    stylized, in order, with the file's timestamps, none sent before its time in the file."""
+    from nst_video.stylizer import Stylizer
+    from nst_video.video_io import VideoSource
+
+    proc = None
+    receiver = UdpReceiver(done=lambda: proc is not None and proc.poll() is not None)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "nst_video", "video", CLIP, out, "--stream", receiver.url,
+                             "--realtime", "--style", "mosaic-lite", "--duration", "1"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    received = receiver.join()
+    assert "closed (25 frames sent, 0 dropped" in err, err
+    with VideoSource(CLIP, duration=1) as source:
+        originals = [frame.rgb for frame in source]
+    with VideoSource(out) as written:
+        assert sum(1 for _ in written) == len(originals) == 25
+    stylizer = Stylizer.from_style("mosaic-lite", batch_size=1)
+    assert [round(frame.time * 25) for frame in received] == list(range(25))
+    for frame, original in zip(received, originals):
+        expected = stylizer.stylize([original])[0]
+        assert luma_psnr(frame.rgb, expected) > 25 and luma_psnr(frame.rgb, original) < 20
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+def test_realtime_sends_each_frame_at_its_time_in_the_file(monkeypatch, realtime):
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    handed = []
+    monkeypatch.setattr(StreamOutput, "send", lambda self, rgb, due, wait=False: handed.append(time.monotonic()))
+    sink = stream_out.StreamSink(check_stream_url(f"udp://127.0.0.1:{receiver.getsockname()[1]}"), 32, 24,
+                                 time_base=stream_out.Fraction(1, 20), realtime=realtime)
+    for pts in range(6):  # 20 fps: 0.25 s of video
+        sink.write(np.zeros((24, 32, 3), np.uint8), pts)
+    sink.close()
+    receiver.close()
+    since_first = [t - handed[0] for t in handed]
+    if realtime:  # never before its time (late is allowed: a slow CPU)
+        assert all(since >= pts / 20 - 0.002 for pts, since in enumerate(since_first)), since_first
+    else:
+        assert since_first[-1] < 0.2, since_first
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "no output: give OUTPUT, or --stream URL"),
+    (["out.mp4", "--realtime"], "--realtime paces a live stream"),
+])
+def test_video_stream_usage_errors(args, message):
+    from click.testing import CliRunner
+
+    from nst_video.cli import main
+
+    r = CliRunner().invoke(main, ["video", str(CLIP), *args])
+    assert r.exit_code == 2 and message in r.stderr, r.output

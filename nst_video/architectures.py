@@ -8,9 +8,13 @@ nst_video.model builds the networks from it.
            takes about a quarter of the full network's time. Chosen by measurement over fewer blocks and
            narrower layers (benchmarks/bench_backends.py --candidates; README: Real time on a CPU): the half
            width keeps all of Johnson's layers and receptive field, and cutting further saved a few ms only.
+  fast     the lite network's layers run on 2x2 pixel blocks folded into channels (space to depth) and
+           painting 2x2 pixels per position: about a quarter of lite's work, for CPUs without AMX or
+           AVX512-BF16, where lite runs in float32 (docs/cpu-runtimes.md, "Real time without AMX").
 """
 ARCHITECTURES = {
     "johnson": {"widths": (32, 64, 128), "blocks": 5},
     "lite": {"widths": (16, 32, 64), "blocks": 5},
+    "fast": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2},
 }
 DEFAULT_ARCHITECTURE = "johnson"

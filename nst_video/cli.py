@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from nst_video import __version__
+from nst_video.architectures import ARCHITECTURES  # plain data: names the networks
 from nst_video.errors import NstError
 from nst_video.training.config import DISTILL_STEPS, DISTILL_WEIGHT  # plain data: no training code loads
 
@@ -121,8 +122,9 @@ def runtime_options(func):
         click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                      help="What runs the network: auto = torch on a GPU, the fastest installed runtime on the "
                           "CPU (OpenVINO)."),
-        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the network (default: every "
-                                                                   "core)."),
+        # (at most 1024: far past any CPU, and a huge number would fail inside a runtime as an internal error)
+        click.option("--threads", type=click.IntRange(1, 1024), help="CPU threads for the network (default: every "
+                                                                    "core)."),
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="What the CPU runtime computes in: auto = the CPU's best (bf16 with AMX or AVX512-BF16, "
                           "else fp32); fp32 on such a CPU shows what one without them gets."),
@@ -494,9 +496,10 @@ def dataclass_options(config: type, *names: str):
             kwargs.update(default=f.default, show_default=f.default not in (None, ""))
             if meta.get("choices"):
                 kwargs["type"] = click.Choice(meta["choices"])
-            elif kind in ("int", "float") and meta.get("min") is not None:
+            elif kind in ("int", "float") and (meta.get("min") is not None or meta.get("max") is not None):
                 bounded = click.IntRange if kind == "int" else FiniteFloatRange
-                kwargs["type"] = bounded(min=meta["min"], min_open=meta.get("min_open", False))
+                kwargs["type"] = bounded(min=meta.get("min"), max=meta.get("max"),
+                                         min_open=meta.get("min_open", False))
             elif kind in ("int", "float"):
                 kwargs["type"] = {"int": int, "float": FINITE_FLOAT}[kind]
         return click.option(flag, name, **kwargs)
@@ -544,7 +547,9 @@ def train(**options):
 @click.option("--from", "teacher", required=True, help="The full style to distil (name or file).")
 @click.option("--name", required=True, help="The new style's name (e.g. mosaic-lite).")
 @click.option("--force", is_flag=True, help="Replace an existing style of that name (and its checkpoint).")
-@click.option("--architecture", type=click.Choice(["lite", "johnson"]), default="lite", show_default=True)
+@click.option("--architecture", type=click.Choice(list(ARCHITECTURES)), default="lite", show_default=True,
+              help="The student network (nst_video/architectures.py): lite for CPUs with AMX/BF16 and GPUs, fast "
+                   "(a quarter of lite's work) for CPUs that compute in fp32.")
 @click.option("--distill-weight", type=FiniteFloatRange(min=0), default=DISTILL_WEIGHT, show_default=True,
               help="Weight of the teacher's outputs as targets, beside the perceptual loss against the painting.")
 @click.option("--style-weight", type=FiniteFloatRange(min=0), help="Default: the teacher's.")

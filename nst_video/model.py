@@ -62,16 +62,25 @@ class TransformerNet(nn.Module):
 
     # Two stride-2 convolutions: H and W must be multiples of 4 for the output to line up with the input,
     # and at least 8 so the reflection pads inside the network (up to 4 px, 1 px after downsampling) fit.
+    # (An instance with pixel_shuffle f needs multiples of 4f: it pads itself.)
     SIZE_MULTIPLE = 4
     MIN_SIZE = 8
 
-    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5):
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5, pixel_shuffle: int = 1):
+        """pixel_shuffle f > 1: the layers run at 1/f of the picture's size on its f x f pixel blocks folded
+        into channels (space to depth), and the last layer paints f x f pixels per position (depth to space):
+        about 1/f^2 of the work, with every output pixel still painted by the network, not interpolated."""
         super().__init__()
         c1, c2, c3 = widths
-        self.down = nn.Sequential(ConvNormReLU(3, c1, 9), ConvNormReLU(c1, c2, 3, 2), ConvNormReLU(c2, c3, 3, 2))
+        self.pixel_shuffle = pixel_shuffle
+        self.SIZE_MULTIPLE = TransformerNet.SIZE_MULTIPLE * pixel_shuffle
+        self.MIN_SIZE = TransformerNet.MIN_SIZE * pixel_shuffle
+        colours = 3 * pixel_shuffle ** 2
+        self.down = nn.Sequential(ConvNormReLU(colours, c1, 9), ConvNormReLU(c1, c2, 3, 2),
+                                  ConvNormReLU(c2, c3, 3, 2))
         self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(blocks)])
         self.up = nn.Sequential(UpsampleConvNormReLU(c3, c2), UpsampleConvNormReLU(c2, c1))
-        self.out = ConvLayer(c1, 3, 9)
+        self.out = ConvLayer(c1, colours, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -79,7 +88,11 @@ class TransformerNet(nn.Module):
             x = pad_reflect_traceable(x, self.SIZE_MULTIPLE)
         else:
             x = pad_bottom_right(x, self.SIZE_MULTIPLE, self.MIN_SIZE)
+        if self.pixel_shuffle > 1:
+            x = F.pixel_unshuffle(x, self.pixel_shuffle)
         y = self.out(self.up(self.res(self.down(x))))
+        if self.pixel_shuffle > 1:
+            y = F.pixel_shuffle(y, self.pixel_shuffle)
         y = (torch.tanh(y) + 1) / 2
         return y[..., :h, :w]
 

@@ -57,7 +57,7 @@ def padded_size(h: int, w: int) -> tuple[int, int, str]:
 
 def supported(model: nn.Module) -> bool:
     """Whether `model` has the layout Program runs (TransformerNet with ConvNormReLU / ResidualBlock parts)."""
-    return (isinstance(model, TransformerNet) and len(model.down) == 3
+    return (isinstance(model, TransformerNet) and model.pixel_shuffle == 1 and len(model.down) == 3
             and all(isinstance(m, ConvNormReLU) for m in model.down)
             and all(isinstance(m, ResidualBlock) for m in model.res) and len(model.up) == 2)
 

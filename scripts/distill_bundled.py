@@ -35,6 +35,9 @@ def main() -> int:
     ap.add_argument("--motion-weight", type=float, default=0.0, help="the motion term (see train_bundled.py --steady)")
     ap.add_argument("--flow-weight", type=float, default=0.0, help="the flow term on train_bundled.TRAINING_CLIPS "
                     "(runs in runs/<name>-lite[-again]-flow)")
+    ap.add_argument("--architecture", choices=("lite", "fast"), default="lite",
+                    help="fast: NAME-fast, started from NAME-lite's layers (the same widths; see "
+                         "nst_video/architectures.py), for CPUs that compute in fp32")
     args = ap.parse_args()
 
     names = args.only.split(",") if args.only else list(STYLES)
@@ -42,15 +45,19 @@ def main() -> int:
     for name in names:
         image, _, _ = STYLES[name]
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
-        lite = f"{name}-lite"
+        lite = f"{name}-{args.architecture}"
         runs = ROOT / "runs" / (lite + ("-again" if args.again else "") + ("-flow" if args.flow_weight else ""))
         cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(args.out / f"{name}.safetensors"),
                "--name", lite, "--content-dir", str(args.data / "content" / "train256"),
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
                "--checkpoint-dir", str(runs), "--output", str(args.out / f"{lite}.safetensors"),
                "--checkpoint-interval", "100", "--sample-interval", "150", "--device", "cpu",
-               "--max-steps", str(steps := args.base_steps if name == BASE and not args.again else args.steps)]
-        if args.again:
+               "--architecture", args.architecture,
+               "--max-steps", str(steps := args.base_steps if name == BASE and not args.again
+                                  and args.architecture == "lite" else args.steps)]
+        if args.architecture == "fast" and not args.again:
+            cmd += ["--init-from", str(args.out / f"{name}-lite.safetensors")]
+        elif args.again:
             cmd += ["--init-from", str(args.out / f"{lite}.safetensors")]
         elif name != BASE:
             cmd += ["--init-from", str(base_lite)]

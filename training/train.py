@@ -26,7 +26,7 @@ from nst_video.model import ARCHITECTURES, TransformerNet, build_network
 from nst_video.progress import fields_lines, progress_bar
 from nst_video.report import say
 from nst_video.signals import StopFlag, signal_name
-from nst_video.styles import StyleInfo, load_model, load_style, save_style
+from nst_video.styles import StyleInfo, check_new_style, load_model, load_style, save_style
 from nst_video.stylizer import pick_device
 from nst_video.training.config import TrainConfig
 from nst_video.training.data import ContentImages, content_loader, load_rgb_tensor
@@ -59,6 +59,31 @@ class StepOutcome:
     problem: str | None       # "non-finite loss" / "non-finite gradient": the weights were not touched
 
 
+def init_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
+    """Start from another style's weights. Across architectures of the same widths (lite -> fast) the layers
+    whose shapes match are taken and the rest start fresh (said once): the inner layers already know how to
+    paint."""
+    own = model.state_dict()
+    weights = dict(weights)
+    folded = getattr(model, "pixel_shuffle", 1) ** 2
+    for key in ("down.0.0.1.weight", "out.1.weight", "out.1.bias"):  # first and last layers, to 2x2 blocks
+        if key in weights and key in own and folded > 1 and own[key].numel() == weights[key].numel() * folded:
+            # The fast network then starts as the lite one on the picture at half size, each painted pixel
+            # repeated 2x2: folded inputs averaged per colour, each output colour copied to its 4 positions.
+            axis = 1 if key.startswith("down") else 0
+            scale = 1 / folded if axis == 1 else 1.0
+            weights[key] = weights[key].repeat_interleave(folded, dim=axis) * scale
+    matching = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    if len(matching) == len(own) == len(weights):
+        model.load_state_dict(weights)
+        return
+    if len(matching) < len(own) / 2:  # another width: a stray bias or two of the same shape is no start
+        raise NstError(f"--init-from {source}: its layers do not fit this network (another architecture's width)")
+    model.load_state_dict(matching, strict=False)
+    fresh = sorted({k.rsplit(".", 2)[0] for k in own if k not in matching})
+    say(f"init from {source}: {len(matching)} of {len(own)} tensors taken; fresh: {', '.join(fresh)}")
+
+
 def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Path | None = None,
           vgg_state: dict[str, torch.Tensor] | None = None) -> Session:
     """Networks, optimiser, loss network (with the style's Grams cached) and content photos. `content_dir` and
@@ -71,7 +96,7 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
         raise NstError(f"--architecture {cfg.architecture}: choose one of {', '.join(ARCHITECTURES)}")
     model = build_network(cfg.architecture).to(device)
     if cfg.init_from:
-        model.load_state_dict(load_style(Path(cfg.init_from))[1])
+        init_weights(model, load_style(Path(cfg.init_from))[1], Path(cfg.init_from).name)
     teacher = None
     if cfg.teacher:
         teacher = load_model(Path(cfg.teacher))[1].to(device).eval().requires_grad_(False)
@@ -168,8 +193,11 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: 
 def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
     """Run (or continue) training. Returns the style file, or None when stopped early by a stop signal.
     `poison_steps`: steps whose loss is made NaN, once each (for the tests of the guard)."""
+    check_new_style(cfg.name, cfg.output_path, replace=cfg.resume or cfg.force)  # before any work
     s = build(cfg)
     ckpt_path = cfg.checkpoint_path
+    if cfg.force and not cfg.resume and ckpt_path.exists():
+        ckpt_path.unlink()  # start afresh: the old run is what --force replaces (after build() checked the rest)
     step, lr, skipped = _resume_or_start(s, ckpt_path)
     sample_photos = _fixed_sample_photos(s.dataset, cfg.image_size)
     log_file = ckpt_path.parent / "log.jsonl"
@@ -251,6 +279,10 @@ def check_config(cfg: TrainConfig) -> None:
     """The bounds declared in TrainConfig (the CLI enforces the same ones when parsing), and the paths."""
     for f in fields(cfg):
         low, value = f.metadata.get("min"), getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes every comparison below
+            raise NstError(f"--{f.name.replace('_', '-')} {value}: must be a finite number")
+        if f.metadata.get("max") is not None and value > f.metadata["max"]:
+            raise NstError(f"--{f.name.replace('_', '-')} {value}: must be at most {f.metadata['max']}")
         if low is not None and (value < low or (f.metadata.get("min_open") and value == low)):
             bound = f"greater than {low:g}" if f.metadata.get("min_open") else f"at least {low:g}"
             raise NstError(f"--{f.name.replace('_', '-')} {value}: must be {bound}")
@@ -278,7 +310,7 @@ def _resume_or_start(s: Session, ckpt_path: Path) -> tuple[int, float, set[int]]
 def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
     cfg = s.cfg
     training = {k: v for k, v in asdict(cfg).items()
-                if k not in ("output", "resume", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
+                if k not in ("output", "resume", "force", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
                              "num_workers", "teacher", "architecture")}
     training.update(steps=step, device=torch.cuda.get_device_name() if s.device.type == "cuda" else s.device.type,
                     content_dir=Path(cfg.content_dir).name, style_image=Path(cfg.style_image).name,

@@ -38,6 +38,7 @@ KEYS = {
     "space": "original", "s": "side by side",
     "+": "stronger", "=": "stronger", "-": "weaker", "_": "weaker",
     "c": "colours", "t": "temporal", "k": "snapshot", "r": "record", "h": "overlay", "l": "network",
+    "v": "live outputs",
     "f": "fullscreen", "q": "quit", "esc": "quit",
 }
 LOOP_COMMANDS = {"fullscreen", "quit"}
@@ -52,6 +53,7 @@ HELP = [
     "l\tlite / full network",
     "k\tsnapshot (PNG)",
     "r\tstart / stop recording",
+    "v\tvirtual camera / stream: pause / go on",
     "f\tfullscreen",
     "h\toverlay: keys / off / on",
     "q / Esc\tquit",
@@ -195,6 +197,7 @@ class WebcamApp:
         self.overlay = 1  # 0 off, 1 status line, 2 status + keys
         self.recorder: Recorder | None = None
         self.outputs: list = []  # live outputs (--stream, --virtual-camera): send(view, captured), close()
+        self.outputs_on = True  # `v` pauses them (the call keeps the last frame) and lets them go on
         self.stats = Stats()
         self._last_styled: np.ndarray | None = None
         self._fade_from: np.ndarray | None = None
@@ -275,6 +278,12 @@ class WebcamApp:
             self.toggle_recording()
         elif command == "overlay":
             self.overlay = (self.overlay + 1) % 3
+        elif command == "live outputs":
+            if not self.outputs:
+                log("no live outputs: start with --virtual-camera or --stream URL")
+            else:
+                self.outputs_on = not self.outputs_on
+                log(f"virtual camera / stream {'on' if self.outputs_on else 'paused'}")
         elif command == "network":
             self.switch_network()
         else:
@@ -334,6 +343,9 @@ class WebcamApp:
             lines.append((self.paint.describe(), white))
         if self.recorder:
             lines.append(("REC " + self.recorder.path.name, red))
+        if self.outputs:  # what other programs see: on, or paused by `v`
+            names = ", ".join(output.name.split("?")[0] for output in self.outputs)
+            lines.append((f"LIVE {names}" if self.outputs_on else f"LIVE paused (v): {names}", red))
         lines += [(text, white) for text in HELP] if self.overlay == 2 else [("h: keys", white)]
         return lines
 

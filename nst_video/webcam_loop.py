@@ -212,7 +212,7 @@ def process_frames(app: WebcamApp, camera: Camera, max_frames: int | None, stop:
         started = time.monotonic()
         view, network = app.process(frame)
         app.record(view, frame.captured)
-        for output in app.outputs:  # stream, virtual camera: never waits (a stalled receiver drops frames)
+        for output in app.outputs if app.outputs_on else ():  # never waits (a stalled receiver drops frames)
             output.send(view, frame.captured)
         if show is not None:
             show((view, app.overlay_lines()))

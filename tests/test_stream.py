@@ -228,3 +228,34 @@ def test_video_stream_usage_errors(args, message):
 
     r = CliRunner().invoke(main, ["video", str(CLIP), *args])
     assert r.exit_code == 2 and message in r.stderr, r.output
+
+
+def test_v_pauses_the_live_outputs_and_the_overlay_says_so(tmp_path):
+    from nst_video.camera import Camera
+    from nst_video.stylizer import Stylizer
+    from nst_video.webcam import WebcamApp, load_styles
+    from nst_video.webcam_loop import process_frames
+    from tests.webcam_media import FakeCapture
+
+    class Output:
+        name = "stream udp://127.0.0.1:5000?pkt_size=1316"
+        sent: list = []
+
+        def send(self, rgb, captured):
+            self.sent.append(captured)
+
+    styles = load_styles(["randomstyle"])
+    app = WebcamApp(Stylizer(styles[0][1], device="cpu", batch_size=1), styles, snapshot_dir=tmp_path)
+    output = Output()
+    app.outputs = [output]
+    with Camera(FakeCapture(frames=100), (32, 24), "fake") as camera:
+        process_frames(app, camera, 3, threading.Event())
+        assert len(output.sent) == 3
+        assert ("LIVE stream udp://127.0.0.1:5000", (255, 60, 60)) in app.overlay_lines()
+        app.handle_key("v")
+        process_frames(app, camera, 6, threading.Event())  # three more frames, shown but not sent
+        assert app.stats.frames == 6 and len(output.sent) == 3
+        assert any(text.startswith("LIVE paused (v)") for text, _ in app.overlay_lines())
+        app.handle_key("v")
+        process_frames(app, camera, 7, threading.Event())
+        assert len(output.sent) == 4

@@ -1,7 +1,7 @@
 """`nst-video export`: a style's network as a standalone graph (ONNX, OpenVINO IR, TorchScript) for other
 programs, checked against PyTorch on three sizes before it is put in place.
 
-The graph's interface is in nst_video/graphs.py: float32 RGB in [0, 1], NCHW, dynamic batch/height/width."""
+The graph's interface is in nst_video/runtimes/graphs.py: float32 RGB in [0, 1], NCHW, dynamic batch/height/width."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +17,7 @@ from torch import nn
 
 from nst_video.atomic import move_into_place
 from nst_video.errors import NstError
-from nst_video.graphs import FORMATS, INPUT, write_graph
+from nst_video.runtimes.graphs import FORMATS, INPUT, write_graph
 
 CHECK_SIZES = ((64, 96), (37, 53), (240, 320))  # (H, W): a multiple of 4, odd sizes, and a larger one
 MAX_DIFFERENCE = 1e-3

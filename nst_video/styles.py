@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from nst_video.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
+from nst_video.paths import user_styles_dir  # noqa: F401  (where the registry looks; train and distill write)
 
 if TYPE_CHECKING:
     import torch
@@ -31,7 +32,6 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (scripts/distill_bundled.py)
 BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
-USER_DIR_ENV = "NST_VIDEO_STYLES"
 
 
 def counterpart(name: str) -> str:
@@ -47,14 +47,6 @@ def one_per_style(names: list[str], lite: bool = False) -> list[str]:
     if not lite:
         return full
     return [counterpart(n) if counterpart(n) in names and not n.endswith(LITE_SUFFIX) else n for n in full]
-
-
-def user_styles_dir() -> Path:
-    """Where `nst-video train` puts new styles and the registry looks after the bundled ones."""
-    if os.environ.get(USER_DIR_ENV):
-        return Path(os.environ[USER_DIR_ENV]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "nst-video" / "styles"
 
 
 @dataclass

@@ -9,10 +9,9 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
-from nst_video import graphs
 from nst_video.errors import NstError
 from nst_video.images import load_image
-from nst_video.runtimes import choose_backend, installed
+from nst_video.runtimes import choose_backend, graphs, installed
 from nst_video.styles import StyleRegistry
 from nst_video.stylizer import Stylizer
 

@@ -70,3 +70,35 @@ def test_help_loads_neither():
                    "try:\n    nst_video.cli.main()\nexcept SystemExit:\n    pass\n"
                    "print('LOADED', sorted(m for m in ('cv2', 'av') if m in sys.modules))")
     assert "LOADED []" in r.stdout, r.stdout + r.stderr
+
+
+# --- user folders -------------------------------------------------------------------------------------------
+
+
+def test_user_folders_are_the_platforms_and_the_env_overrides_win(tmp_path, monkeypatch):
+    import platformdirs
+
+    from nst_video import paths
+    monkeypatch.delenv("NST_VIDEO_STYLES", raising=False)
+    monkeypatch.delenv("NST_VIDEO_CACHE", raising=False)
+    assert paths.user_styles_dir() == Path(platformdirs.user_data_dir("nst-video", appauthor=False)) / "styles"
+    assert paths.graph_cache_dir().parent == paths.thumbnail_dir().parent == Path(
+        platformdirs.user_cache_dir("nst-video", appauthor=False))
+    if sys.platform.startswith("linux"):  # the XDG variables, as before platformdirs
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert paths.user_styles_dir() == tmp_path / "data" / "nst-video" / "styles"
+        assert paths.graph_cache_dir() == tmp_path / "cache" / "nst-video" / "graphs"
+    monkeypatch.setenv("NST_VIDEO_STYLES", "~/my-styles")
+    monkeypatch.setenv("NST_VIDEO_CACHE", str(tmp_path / "c"))
+    assert paths.user_styles_dir() == Path.home() / "my-styles"
+    assert paths.graph_cache_dir() == tmp_path / "c" / "graphs"
+    assert paths.thumbnail_dir() == tmp_path / "c" / "thumbnails"
+
+
+def test_graphs_live_with_the_runtimes():
+    """No arrow back up: the exported graphs are the runtimes' own module (runtimes/graphs.py)."""
+    import importlib.util
+
+    assert importlib.util.find_spec("nst_video.graphs") is None
+    assert importlib.util.find_spec("nst_video.runtimes.graphs") is not None

@@ -7,7 +7,7 @@
 A runtime turns a network (an nn.Module from nst_video.model) into a `Network`: a callable from
 (N, 3, H, W) float32 RGB in [0, 1] on the runtime's device to the stylized batch of the same shape. H and W
 are multiples of 4 and at least 8 (the Stylizer pads). Graph runtimes export each network once and keep
-the graph in the user cache folder (nst_video/graphs.py), so a second run starts at once.
+the graph in the user cache folder (graphs.py), so a second run starts at once.
 
 `--backend auto` takes torch on a GPU, and on the CPU the fastest runtime installed (BACKEND_PREFERENCE,
 from benchmarks/bench_backends.py)."""

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from nst_video.graphs import INPUT, cached_graph
 from nst_video.runtimes import Network, Runtime, refuse_precision
+from nst_video.runtimes.graphs import INPUT, cached_graph
 
 
 class OnnxRuntime(Runtime):

@@ -11,8 +11,8 @@ import openvino as ov
 import torch
 from torch import nn
 
-from nst_video.graphs import cached_graph
 from nst_video.runtimes import Network, Runtime, refuse_precision
+from nst_video.runtimes.graphs import cached_graph
 
 HINTS = {"fp32": "f32", "bf16": "bf16"}  # --precision -> OpenVINO's INFERENCE_PRECISION_HINT
 

@@ -3,8 +3,8 @@
 Styles are listed at start from their files' headers (fast) and each network is loaded on first use, then
 kept. A thumbnail is the style's own network run on a small photo shipped with the package (a crop of
 samples/photos/raccoon.jpg, public domain), rendered on the device worker once and kept in memory and in the
-user cache (`$NST_VIDEO_CACHE/thumbnails`, keyed by the style file's contents), so a style trained yesterday
-gets its thumbnail like the bundled ones, and a restarted server shows them at once."""
+user cache (nst_video/paths.py: `$NST_VIDEO_CACHE/thumbnails`, keyed by the style file's contents), so a style
+trained yesterday gets its thumbnail like the bundled ones, and a restarted server shows them at once."""
 from __future__ import annotations
 
 import asyncio
@@ -20,9 +20,9 @@ from urllib.parse import quote
 from nst_video import __version__
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
-from nst_video.graphs import cache_root
 from nst_video.images import encode_image, load_image
 from nst_video.model import TransformerNet
+from nst_video.paths import thumbnail_dir
 from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart, load_model, one_per_style, read_info
 from nst_video.stylizer import Stylizer
 from nst_video.web.httperrors import ApiError
@@ -145,4 +145,4 @@ class Thumbnails:
         digest = hashlib.sha256(f"nst-video {__version__} thumbnail\n".encode())
         digest.update(SAMPLE_PHOTO.read_bytes())
         digest.update(Path(self.catalog.info(name).path).read_bytes())
-        return cache_root() / "thumbnails" / f"{digest.hexdigest()[:24]}.jpg"
+        return thumbnail_dir() / f"{digest.hexdigest()[:24]}.jpg"

@@ -4,7 +4,8 @@ Every graph takes float32 RGB in [0, 1], NCHW, any batch, height and width (at l
 stylized batch in the same layout and range: the input `image`, the output `stylized`. The padding to a
 multiple of 4 is part of the graph (model.pad_reflect_traceable), so a graph needs nothing from this package.
 
-The cache (`$NST_VIDEO_CACHE`, default `~/.cache/nst-video`) holds one folder per (network weights, format,
+The cache (nst_video/paths.py: `$NST_VIDEO_CACHE/graphs`, by default the platform's user cache folder) holds
+one folder per (network weights, format,
 size class, nst-video and runtime versions). A folder is built under a temporary name and renamed into
 place in one step, so concurrent processes never see half of one; an entry that does not load (stale,
 truncated) is removed and rebuilt."""
@@ -26,6 +27,7 @@ from torch import nn
 
 from nst_video import __version__
 from nst_video.errors import NstError
+from nst_video.paths import graph_cache_dir
 from nst_video.report import warn
 from nst_video.runtimes import INSTALL
 
@@ -77,17 +79,11 @@ def network_digest(model: nn.Module) -> str:
     return h.hexdigest()[:20]
 
 
-def cache_root() -> Path:
-    if os.environ.get("NST_VIDEO_CACHE"):
-        return Path(os.environ["NST_VIDEO_CACHE"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nst-video"
-
-
 def cached_graph(model: nn.Module, fmt: str, runtime_version: str, load: Callable[[Path], T]) -> T:
     """`load(graph file)` of the cached graph of `model` in `fmt`, exporting it first if it is not cached."""
     key = f"{network_digest(model)}-{fmt}-{SIZE_CLASS}-nst{__version__}-{runtime_version}"
     key = re.sub(r"[^\w.+-]+", "_", key)  # versions may hold slashes (OpenVINO's does)
-    folder = cache_root() / "graphs"
+    folder = graph_cache_dir()
     entry = folder / key
     graph = entry / f"graph{FORMATS[fmt]}"
     if entry.is_dir():

@@ -218,6 +218,21 @@ def _info_from(meta: dict[str, str], path: Path) -> StyleInfo:
                      architecture=meta.get("architecture") or DEFAULT_ARCHITECTURE)
 
 
+def check_new_style(name: str, output: Path, replace: bool) -> None:
+    """The one rule for a style file that `train` or `distill` is about to write, checked before any work:
+    in the user styles folder (the default output) a bundled style's name is refused, since the bundled
+    style would hide it (the registry looks there first); and an existing file is replaced only when
+    `replace` (--force, or --resume continuing its run)."""
+    output = Path(output)
+    key = style_key(output)
+    if (output.parent.resolve() == user_styles_dir().resolve() and (BUNDLED_DIR / f"{key}{SUFFIX}").is_file()):
+        raise NstError(f"'{key}' is the name of a bundled style, which would hide a style of yours by that name "
+                       f"(--style {key} would still give the bundled one); choose another --name")
+    if output.exists() and not replace:
+        raise NstError(f"style '{name}' exists ({output}); choose another --name, --resume an interrupted run, "
+                       "or --force to replace it")
+
+
 class StyleRegistry:
     """Finds styles by name in the bundled folder, then the user folder; or takes a path as is."""
 

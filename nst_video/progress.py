@@ -39,10 +39,11 @@ class OneLineTextColumn(TextColumn):
 
 class _Progress(Progress):
     def stop(self) -> None:
-        if self.tasks or self.disable:
+        if self.disable or self.console.is_interactive or (self.tasks and not self.live.transient):
             return super().stop()
-        # A job that failed before its first task has nothing to show, and rich would still end a file's or a
-        # pipe's output with a blank line (the end of a bar's last line) right before the error line.
+        # On a file or a pipe rich ends the bar's last line after stopping; a bar that shows nothing there (a
+        # transient one, or one whose job failed before its first task) would leave a blank line, right before
+        # the error line.
         self.live.transient = True
         self.live.stop()
 

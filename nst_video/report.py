@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: rich would turn ":fire:" in a file's name into an emoji; every message is printed as it is
+console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def say(text: str) -> None:

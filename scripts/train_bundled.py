@@ -151,7 +151,10 @@ def main() -> int:
                 cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         elif name != BASE and not args.from_scratch:
             cmd += ["--init-from", str(args.init_from or args.out / f"{BASE}.safetensors")]
-        cmd += resume_flag(runs, steps)
+        resume = resume_flag(runs, steps)
+        cmd += resume
+        if not resume and (args.out / f"{name}.safetensors").exists():
+            cmd.append("--force")  # retraining the bundled file is the point (train refuses to replace it otherwise)
         code = run(cmd)
         if code != 0:
             return code

@@ -46,6 +46,19 @@ def test_distill_refuses_an_existing_name_and_resumes(tiny_data, tmp_path):
     assert read_info(tmp_path / "randomstyle-lite.safetensors").training["steps"] == 1
 
 
+@pytest.mark.parametrize("extra", [(), ("--force",)], ids=["plain", "force"])
+def test_distill_refuses_a_bundled_style_s_name(tiny_data, style_dir, tmp_path, extra):
+    """A user style named like a bundled one would be hidden by it (`--style mosaic` gives the bundled one):
+    refused before any work, even with --force, which cannot help."""
+    user = tmp_path / "user-styles"
+    r = run_cli("distill", "--from", style_dir / "randomstyle.safetensors", "--name", "mosaic", "--content-dir",
+                tiny_data / "content", "--style-image", tiny_data / "style.png", "--vgg-weights",
+                tiny_data / "vgg.pth", "--checkpoint-dir", tmp_path / "ck", "--image-size", "32", "--batch-size", "2",
+                "--max-steps", "1", "--device", "cpu", *extra, env_extra={"NST_VIDEO_STYLES": str(user)})
+    assert r.returncode == 1 and "'mosaic' is the name of a bundled style" in r.stderr, r.stderr
+    assert r.stderr.startswith("nst-video: error:") and not user.exists() and not (tmp_path / "ck").exists()
+
+
 def test_distill_from_a_style_that_does_not_exist(tiny_data, tmp_path):
     r = run_cli("distill", "--from", "nosuchstyle", "--name", "x-lite", "--content-dir", tiny_data / "content",
                 "--style-image", tiny_data / "style.png")

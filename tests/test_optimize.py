@@ -86,20 +86,53 @@ def test_a_poisoned_step_rolls_back_and_the_run_finishes(data, tmp_path, optimiz
     assert picture.shape == (36, 48, 3) and picture.std() > 10  # a NaN image would be written as flat black
 
 
-def test_repeated_failures_stop_with_a_clear_message_and_the_last_good_image(data, tmp_path):
+def test_repeated_failures_stop_with_a_clear_message_and_the_last_good_image_under_its_own_name(data, tmp_path):
     out = tmp_path / "out.png"
     with pytest.raises(NstError, match=r"failed 5 steps in a row \(non-finite loss.*Saved the last good image "
-                                       r"\(2 steps\) to .*out\.png"):
+                                       r"\(2 steps\) to .*out\.last-good\.png; nothing was written to .*out\.png"):
         optimize(_cfg(data, out, steps=20), poison=lambda step: "loss" if step >= 3 else None)
-    assert np.asarray(Image.open(out)).std() > 10
+    assert not out.exists()  # a failed run leaves nothing that looks like its result
+    assert np.asarray(Image.open(tmp_path / "out.last-good.png")).std() > 10
 
 
-def test_running_out_of_memory_midway_saves_the_last_good_image(data, tmp_path):
+def test_a_run_that_never_takes_a_good_step_writes_nothing(data, tmp_path):
     out = tmp_path / "out.png"
-    with pytest.raises(NstError, match=r"ran out of memory during the optimisation at 48x36; saved the last good "
-                                       r"image to .*out\.png; choose a smaller --size"):
+    with pytest.raises(NstError, match=r"failed 5 steps in a row.*Nothing was written to .*out\.png"):
+        optimize(_cfg(data, out), poison=lambda step: "loss")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_running_out_of_memory_midway_keeps_the_last_good_image_under_its_own_name(data, tmp_path):
+    out = tmp_path / "out.png"
+    with pytest.raises(NstError, match=r"ran out of memory during the optimisation at 48x36: choose a smaller "
+                                       r"--size\. Saved the last good image \(2 steps\) to .*out\.last-good\.png"):
         optimize(_cfg(data, out), poison=_once({3: "oom"}))
-    assert Image.open(out).size == (48, 36)
+    assert not out.exists() and Image.open(tmp_path / "out.last-good.png").size == (48, 36)
+
+
+@pytest.mark.parametrize("option, value", [("--init-noise", "nan"), ("--style-weight", "inf"),
+                                           ("--style-weight", "nan"), ("--lr", "nan"), ("--style-scale", "nan"),
+                                           ("--style-scale", "inf"), ("--content-weight", "1e999")])
+def test_non_finite_numbers_are_a_usage_error_and_write_nothing(data, tmp_path, option, value):
+    """Once an all-black out.png (--init-noise nan), the photo plus noise (--style-weight inf) or an internal
+    error (--lr nan, --style-scale nan): now refused when the options are read, before any work."""
+    from click.testing import CliRunner
+
+    from nst_video.cli import main
+
+    out = tmp_path / "out.png"
+    r = CliRunner().invoke(main, ["optimize", str(data / "photo.png"), str(data / "noise.png"), str(out), "--size",
+                                  "48", "--steps", "4", "--device", "cpu", "--vgg-weights", str(data / "vgg.pth"),
+                                  option, value])
+    assert r.exit_code == 2 and option in r.output and "finite" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_numbers_are_refused_for_python_callers_too(data, tmp_path):
+    for field in ("init_noise", "style_weight", "lr", "style_scale"):
+        with pytest.raises(NstError, match=f"--{field.replace('_', '-')} nan: must be a finite number"):
+            optimize(_cfg(data, tmp_path / "out.png", **{field: float("nan")}))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_style_distance_falls_below_the_photos(data, tmp_path):

@@ -75,8 +75,34 @@ def test_motion_term_moves_pictures_like_a_camera_and_resumes_exactly(tiny_data,
 
 def test_existing_checkpoint_is_not_overwritten_without_resume(tiny_data, tmp_path):
     train(_cfg(tiny_data, tmp_path, max_steps=2))
+    (tmp_path / "t.safetensors").unlink()  # (an existing style is refused first: see the test below)
     with pytest.raises(NstError, match="--resume"):
         train(_cfg(tiny_data, tmp_path, max_steps=4))
+
+
+def test_train_follows_the_one_rule_for_names_an_existing_style_a_bundled_name(tiny_data, tmp_path):
+    """As `distill`: an existing style is not replaced without --force (or continued with --resume), and a
+    bundled style's name is refused in the user styles folder, where the bundled one would hide it."""
+    user = tmp_path / "user-styles"
+
+    def train_cli(name, *extra):
+        return run_cli("train", "--content-dir", tiny_data / "content", "--style-image", tiny_data / "style.png",
+                       "--name", name, "--vgg-weights", tiny_data / "vgg.pth", "--checkpoint-dir", tmp_path / name,
+                       "--image-size", "32", "--batch-size", "2", "--style-size", "64", "--device", "cpu", *extra,
+                       env_extra={"NST_VIDEO_STYLES": str(user)})
+
+    assert train_cli("mine", "--max-steps", "1").returncode == 0
+    again = train_cli("mine", "--max-steps", "2")
+    assert again.returncode == 1 and "style 'mine' exists" in again.stderr and "--force" in again.stderr, again.stderr
+    assert load_style(user / "mine.safetensors")[0].training["steps"] == 1  # untouched
+    forced = train_cli("mine", "--max-steps", "2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert load_style(user / "mine.safetensors")[0].training["steps"] == 2  # afresh: 2 steps, not 1 + 1
+
+    for extra in ((), ("--force",)):
+        bundled = train_cli("mosaic", "--max-steps", "1", *extra)
+        assert bundled.returncode == 1 and "'mosaic' is the name of a bundled style" in bundled.stderr, bundled.stderr
+    assert not (user / "mosaic.safetensors").exists() and not (tmp_path / "mosaic").exists()
 
 
 def test_injected_nan_never_reaches_the_weights(tiny_data, tmp_path):
@@ -146,7 +172,8 @@ def test_a_pickle_that_is_not_weights_is_one_line_naming_the_file(tiny_data, tmp
 
 @pytest.mark.parametrize("option, value", [("--lr", "-1"), ("--lr", "0"), ("--style-weight", "-5"),
                                            ("--image-size", "8"), ("--log-interval", "0"), ("--batch-size", "0"),
-                                           ("--max-steps", "-3"), ("--lr", "abc")])
+                                           ("--max-steps", "-3"), ("--lr", "abc"), ("--lr", "nan"),
+                                           ("--motion-shift", "inf")])
 def test_out_of_range_numbers_are_a_usage_error(tiny_data, tmp_path, option, value):
     r = run_cli("train", "--content-dir", tiny_data / "content", "--style-image", tiny_data / "style.png",
                 "--name", "x", "--checkpoint-dir", tmp_path / "ck", "--vgg-weights", tiny_data / "vgg.pth",
@@ -158,6 +185,8 @@ def test_out_of_range_numbers_are_a_usage_error(tiny_data, tmp_path, option, val
 def test_config_bounds_are_checked_for_python_callers_too(tiny_data, tmp_path):
     with pytest.raises(NstError, match="--lr -1.*greater than 0"):
         train(_cfg(tiny_data, tmp_path, lr=-1.0))
+    with pytest.raises(NstError, match="--lr nan: must be a finite number"):  # nan passes every comparison
+        train(_cfg(tiny_data, tmp_path, lr=float("nan")))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])

@@ -147,8 +147,9 @@ def test_bad_images_are_json_errors(server, case):
 def test_bad_parameters(server, png_photo):
     files = {"image": ("photo.png", png_photo)}
     assert "unknown style 'nope'" in error_of(server.post_form("/stylize", {"style": "nope"}, files), 404)
-    for field, value in (("strength", "2"), ("strength", "strong"), ("strength", "nan"), ("max_size", "3"),
-                         ("max_size", "1.5"), ("preserve_color", "maybe"), ("format", "exe")):
+    for field, value in (("strength", "2"), ("strength", "strong"), ("strength", "nan"), ("strength", "inf"),
+                         ("strength", "1e999"), ("max_size", "3"), ("max_size", "1.5"), ("max_size", "1e999"),
+                         ("max_size", "inf"), ("preserve_color", "maybe"), ("format", "exe")):
         message = error_of(server.post_form("/stylize", {field: value}, files), 400)
         assert field in message, message
     assert "no file uploaded" in error_of(server.post_form("/stylize", {"style": "mosaic"}, {}), 400)
@@ -377,6 +378,31 @@ def test_live_websocket_stylizes_frames_and_drops_stale_ones(server):
             else:
                 answered += 1
         assert dropped >= 1 and answered < 6
+
+
+def test_live_websocket_answers_every_bad_number_and_stays_open(server):
+    """Each numeric field with a value no number check lets through (1e999 parses as infinity, whose int() once
+    dropped the connection), and other bad values: the protocol's error message, the settings unchanged (all
+    or nothing), and the connection open for the next message."""
+    from websockets.sync.client import connect
+
+    bad = {'{"max_size": 1e999}': "max_size", '{"max_size": -1e999}': "max_size", '{"max_size": NaN}': "max_size",
+           '{"max_size": 16.5}': "max_size", '{"max_size": true}': "max_size", '{"max_size": "big"}': "max_size",
+           '{"max_size": 1' + "0" * 400 + "}": "max_size", '{"max_size": 8}': "max_size",
+           '{"strength": 1e999}': "strength", '{"strength": NaN}': "strength", '{"strength": -Infinity}': "strength",
+           '{"strength": [1]}': "strength", '{"strength": null}': "strength", '{"strength": 1.5}': "strength",
+           '{"style": "randomstyle", "strength": Infinity}': "strength", '{"preserve_color": "no"}': "preserve_color",
+           "[" * 100_000: "bad settings message", "[1, 2]": "bad settings message"}
+    with connect(server.ws_url(), max_size=None, open_timeout=30) as ws:
+        ready = json.loads(ws.recv(timeout=30))
+        for text, field in bad.items():
+            ws.send(text)
+            reply = json.loads(ws.recv(timeout=30))
+            assert reply["type"] == "error" and field in reply["message"], (text[:40], reply)
+        ws.send(json.dumps({"max_size": 64, "strength": "0.5"}))
+        settings = json.loads(ws.recv(timeout=30))
+        assert settings["type"] == "settings" and settings["style"] == ready["style"], settings
+        assert (settings["max_size"], settings["strength"], settings["preserve_color"]) == (64, 0.5, False)
 
 
 # --- the guard and stopping ---

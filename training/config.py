@@ -23,10 +23,19 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}  # L-BFGS: its own step lengths times 
 MIN_SIDE = 16              # pixels: below this VGG's pooling leaves nothing of an image
 
 
-def setting(default=MISSING, help: str = "", min: float | None = None, min_open: bool = False, choices=None):
+def setting(default=MISSING, help: str = "", min: float | None = None, min_open: bool = False, choices=None,
+            max: float | None = None):
     """A config field with its help text, bounds and choices: the CLI builds its options from these, and the
     jobs (train(), optimize's check()) enforce the same bounds for callers from Python."""
-    return field(default=default, metadata={"help": help, "min": min, "min_open": min_open, "choices": choices})
+    return field(default=default, metadata={"help": help, "min": min, "min_open": min_open, "max": max,
+                                            "choices": choices})
+
+
+# Seeds go to numpy's and torch's generators, which take 0 .. 2**64-1 (training adds the step to it, times a
+# million): a larger one would be an internal error, not a usage error.
+MAX_SEED = 2**32 - 1
+# Each data loading process is a Python with torch loaded: hundreds of them are a machine out of memory.
+MAX_WORKERS = 64
 
 
 @dataclass
@@ -56,7 +65,7 @@ class TrainConfig:
     lr: float = setting(1e-3, "Adam's learning rate.", min=0, min_open=True)
     max_steps: int = setting(40_000, min=1)
     num_workers: int = setting(-1, "Data loading processes (-1: 4 on GPU, 0 on CPU, where workers would "
-                               "compete with the model).", min=-1)
+                               "compete with the model).", min=-1, max=MAX_WORKERS)
     content_weight: float = setting(1.0, min=0)
     style_weight: float = setting(1e5, min=0)
     tv_weight: float = setting(1e-5, min=0)
@@ -80,7 +89,7 @@ class TrainConfig:
     amp: bool = setting(False, "Mixed precision: FP16 on a GPU, bfloat16 on a CPU (fast where it has AMX or "
                         "AVX512-BF16); Grams and loss sums stay fp32.")
     device: str = setting("auto", "auto, cpu, cuda or mps.")
-    seed: int = setting(42)
+    seed: int = setting(42, min=0, max=MAX_SEED)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -119,7 +128,7 @@ class OptimizeConfig:
     log_interval: int = setting(50, "A progress line every N steps.", min=1)
     device: str = setting("auto", "auto, cpu, cuda or mps.")
     vgg_weights: str | None = setting(None, "VGG16 weights (.pth), as for `train`; default $NST_VIDEO_VGG_WEIGHTS.")
-    seed: int = setting(0, "Seed of the start image's noise.")
+    seed: int = setting(0, "Seed of the start image's noise.", min=0, max=MAX_SEED)
 
     @property
     def step_size(self) -> float:

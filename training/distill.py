@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nst_video.errors import NstError
 from nst_video.styles import StyleRegistry, read_info, user_styles_dir
 from nst_video.training.config import DISTILL_STEPS, DISTILL_WEIGHT  # noqa: F401  (the defaults, by name)
 from nst_video.training.train import TrainConfig
@@ -19,7 +18,8 @@ INHERITED = ("style_weight", "content_weight", "image_size", "style_size")  # fr
 
 def distill_config(teacher: str, name: str, force: bool = False, **options) -> TrainConfig:
     """The TrainConfig of a distillation: the teacher resolved, its training settings as defaults for what
-    the caller left as None, and an existing style of that name refused unless resuming or forced."""
+    the caller left as None. train() checks the name and an existing file as for `train` (--force, --resume:
+    nst_video.styles.check_new_style)."""
     teacher_path = StyleRegistry().resolve(teacher)
     info = read_info(teacher_path)
     for key in INHERITED:
@@ -27,12 +27,7 @@ def distill_config(teacher: str, name: str, force: bool = False, **options) -> T
             value = info.training.get(key)
             options[key] = value if value is not None else TrainConfig.__dataclass_fields__[key].default
     output = Path(options.get("output") or user_styles_dir() / f"{name}.safetensors")
-    cfg = TrainConfig(name=name, teacher=str(teacher_path), **{**options, "output": str(output)})
+    cfg = TrainConfig(name=name, teacher=str(teacher_path), force=force, **{**options, "output": str(output)})
     cfg.title = cfg.title or f"{info.title or info.name} (lite)"
     cfg.credit = cfg.credit or info.credit
-    if output.exists() and not (cfg.resume or force):
-        raise NstError(f"style '{name}' exists ({output}); choose another --name, --resume an interrupted "
-                       "distillation, or --force to replace it")
-    if force and cfg.checkpoint_path.exists():
-        cfg.checkpoint_path.unlink()  # start afresh: the old run is what --force replaces
     return cfg

@@ -15,13 +15,14 @@ Stable by construction:
     untouched; the loss's scale does not matter); Adam's step size decays to a tenth over each level;
   - every step is checked: a non-finite loss, gradient or image, or a loss jumping to DIVERGE_FACTOR x the
     best so far, is never kept: the image rolls back to the last good one, the step size halves and the
-    optimiser's memory is cleared; after `max_failures` in a row it stops, saves the last good image and
-    says so;
+    optimiser's memory is cleared; after `max_failures` in a row it stops and says so, writing nothing under
+    the output's name (the last good image, if a step succeeded, goes to OUT.last-good.EXT);
   - the image stays in [0, 1]: it is clamped after every step (a projected gradient method);
   - big outputs are done coarse to fine: the coarsest level (long side <= coarse_size) lays out the strokes,
     each level above, twice as large, starts from the one below upscaled and only refines, so strokes stay
     large relative to the picture; memory is estimated before anything runs and a size that does not fit is
-    refused with the figures, and an allocation failure during the run still saves the last good image.
+    refused with the figures, and an allocation failure during the run still keeps the last good image (as
+    OUT.last-good.EXT).
 
 A stop signal (Ctrl-C, SIGTERM, SIGHUP) finishes the step, saves the current image and returns None."""
 from __future__ import annotations
@@ -107,6 +108,10 @@ def check(cfg: OptimizeConfig) -> None:
         flag = "--" + f.name.replace("_", "-")
         if meta.get("choices") and value not in meta["choices"]:
             raise NstError(f"{flag} {value}: choose one of {', '.join(meta['choices'])}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes every comparison below
+            raise NstError(f"{flag} {value}: must be a finite number")
+        if meta.get("max") is not None and value is not None and value > meta["max"]:
+            raise NstError(f"{flag} {value}: must be at most {meta['max']}")
         low = meta.get("min")
         if low is not None and value is not None and (value < low or (meta.get("min_open") and value == low)):
             raise NstError(f"{flag} {value}: must be {'greater than' if meta.get('min_open') else 'at least'} {low:g}")
@@ -290,17 +295,12 @@ def optimize(cfg: OptimizeConfig, poison: Callable[[int], str | None] | None = N
                 if run.stop:
                     break
     except _GiveUp as e:
-        path = _write(cfg, run.last_good, content_full, content_img, final)
-        raise NstError(f"{e} Saved the last good image ({run.last_good_step} steps) to {path}.") from None
+        raise NstError(f"{e} {_keep_last_good(cfg, run, content_full, content_img, final)}") from None
     except RuntimeError as e:  # the estimate was too low, or something else took the memory meanwhile
         if not _out_of_memory(e):
             raise
-        saved = ""
-        if run.last_good is not None:
-            good = run.last_good.detach().cpu()
-            saved = f"; saved the last good image to {_write(cfg, good, content_full.cpu(), content_img, final)}"
-        raise NstError(f"ran out of memory during the optimisation at {run.level_size}{saved}; choose a smaller "
-                       "--size") from None
+        raise NstError(f"ran out of memory during the optimisation at {run.level_size}: choose a smaller --size. "
+                       f"{_keep_last_good(cfg, run, content_full, content_img, final)}") from None
 
     out = _write(cfg, image, content_full, content_img, final)
     result = OptimizeResult(Path(cfg.output), final.width, final.height, run.total_steps, levels, run.final_terms,
@@ -448,15 +448,34 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return image[0].detach().mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
 
 
+def last_good_path(output: str | Path) -> Path:
+    """Where a failed run keeps its last good image: OUT.last-good.EXT, never OUTPUT itself."""
+    out = Path(output)
+    return out.with_name(f"{out.stem}.last-good{out.suffix}")
+
+
+def _keep_last_good(cfg: OptimizeConfig, run: _Run, content: torch.Tensor, content_img: LoadedImage,
+                    final: Level) -> str:
+    """After a failure: nothing under OUTPUT (a failed run must not leave what looks like its result); the
+    last good image under a name that says so, where at least one step succeeded (before that it is only the
+    start image). Returns the sentence that says which."""
+    if run.last_good is None or run.last_good_step == 0:
+        return f"Nothing was written to {cfg.output}."
+    path = _write(cfg, run.last_good.detach().cpu(), content.cpu(), content_img, final, last_good_path(cfg.output))
+    return f"Saved the last good image ({run.last_good_step} steps) to {path}; nothing was written to {cfg.output}."
+
+
 def _write(cfg: OptimizeConfig, image: torch.Tensor, content: torch.Tensor, content_img: LoadedImage,
-           final: Level) -> Path:
-    """The result at the final size (a run stopped at a coarse level is upscaled), the photo's alpha kept."""
+           final: Level, path: Path | None = None) -> Path:
+    """The result at the final size (a run stopped at a coarse level is upscaled), the photo's alpha kept, to
+    `path` (default: the output)."""
     image = _resize(image.detach(), final.width, final.height)
     alpha = content_img.alpha
     if alpha is not None:
         alpha = np.asarray(Image.fromarray(alpha).resize((final.width, final.height), Image.Resampling.LANCZOS))
-    save_image(Path(cfg.output), _to_uint8(_finish(cfg, image, content.to(image.device))), alpha)
-    return Path(cfg.output)
+    path = Path(path or cfg.output)
+    save_image(path, _to_uint8(_finish(cfg, image, content.to(image.device))), alpha)
+    return path
 
 
 def _out_of_memory(e: BaseException) -> bool:

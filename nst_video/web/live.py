@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -49,18 +50,33 @@ class LiveSettings:
             new.style = str(message["style"])
             catalog.info(new.style)  # 404-style error for an unknown one
         if "strength" in message:
-            strength = float(message["strength"])
-            if not 0.0 <= strength <= 1.0:
-                raise ValueError("strength must be from 0 to 1")
-            new.strength = strength
+            new.strength = _number(message, "strength", 0.0, 1.0)
         if "preserve_color" in message:
-            new.preserve_color = bool(message["preserve_color"])
+            if not isinstance(message["preserve_color"], bool):
+                raise ValueError("preserve_color must be true or false")
+            new.preserve_color = message["preserve_color"]
         if "max_size" in message:
-            size = int(message["max_size"])
-            if size < 16:
-                raise ValueError("max_size must be at least 16")
-            new.max_size = min(size, max_side)
+            new.max_size = min(_number(message, "max_size", 16, None, integer=True), max_side)
         self.__dict__.update(new.__dict__)
+
+
+def _number(message: dict, key: str, low: float, high: float | None, integer: bool = False) -> float | int:
+    """A numeric setting, every one checked here alike: a number (or a string of one; not true/false), finite
+    (JSON's 1e999 parses as infinity, and int() of it would raise where no handler expects it), whole where
+    `integer`, within [low, high]; ValueError saying what is wanted."""
+    value, number = message[key], None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
+            pass
+    if (number is None or not math.isfinite(number) or (integer and not number.is_integer()) or number < low
+            or (high is not None and number > high)):
+        span = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ValueError(f"{key} must be {'an integer' if integer else 'a number'} {span}, not {shown}")
+    return int(number) if integer else number
 
 
 class LiveSession:
@@ -124,7 +140,7 @@ class LiveSession:
             self.settings.update(message, self.catalog, self.max_side)
         except ApiError as e:
             await self._send({"type": "error", "message": e.message})
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:  # RecursionError: JSON nested too deep to parse
             await self._send({"type": "error", "message": f"bad settings message: {e}"})
         else:
             await self._send({"type": "settings", **self.settings.__dict__})

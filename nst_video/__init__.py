@@ -18,6 +18,7 @@ Data flows one way: Source -> Stylizer -> Temporal -> Sink.
   web/          `nst-video serve`: the web app and HTTP API, calling the same jobs (see web/__init__.py)
 """
 
+import os
 import sys
 
 __version__ = "0.1.0"
@@ -45,3 +46,34 @@ class _OpenCVBeforePyAV:
 
 if not any(finder is _OpenCVBeforePyAV for finder in sys.meta_path):
     sys.meta_path.insert(0, _OpenCVBeforePyAV)
+
+
+class _CheckoutLayout:
+    """Run from a checkout without installing (`python nst_video_main.py ...`): the repository keeps training/
+    and checkpoints/ at its top, where people look for them, and an installed nst-video holds them inside the
+    package (pyproject.toml's package-dir). Here they are found as nst_video.training and nst_video.checkpoints
+    the same way, when they are not inside the package (an install) and are beside it (a checkout)."""
+
+    folders: dict[str, str] = {}
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        folder = cls.folders.get(name)
+        if folder is None:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_file_location(name, os.path.join(folder, "__init__.py"),
+                                                      submodule_search_locations=[folder])
+
+
+def _checkout_folders() -> dict[str, str]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    top = os.path.dirname(here)
+    return {f"{__name__}.{name}": os.path.join(top, name) for name in ("training", "checkpoints")
+            if not os.path.isdir(os.path.join(here, name)) and os.path.isfile(os.path.join(top, name, "__init__.py"))}
+
+
+_CheckoutLayout.folders = _checkout_folders()
+if _CheckoutLayout.folders and not any(getattr(f, "__qualname__", "") == "_CheckoutLayout" for f in sys.meta_path):
+    sys.meta_path.insert(0, _CheckoutLayout)

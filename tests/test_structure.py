@@ -1,6 +1,8 @@
 """The house's shape, checked: the import-order rule (OpenCV before PyAV, nst_video/__init__.py), and the layers
 of docs/architecture.md."""
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +104,37 @@ def test_graphs_live_with_the_runtimes():
 
     assert importlib.util.find_spec("nst_video.graphs") is None
     assert importlib.util.find_spec("nst_video.runtimes.graphs") is not None
+
+
+# --- a checkout runs without installing -----------------------------------------------------------------------
+
+
+def test_a_fresh_checkout_runs_without_installing(tmp_path):
+    """`python nst_video_main.py ...` from the repository's tracked files alone: training/ and checkpoints/ at
+    the top are found as nst_video.training and nst_video.checkpoints, from the checkout itself, not from an
+    installed (or editable) nst-video."""
+    checkout = tmp_path / "checkout"
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listing.returncode != 0:
+        pytest.skip("not a git checkout: the tracked files are not known")
+    for name in filter(None, listing.stdout.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a file deleted in the working tree is not there to copy
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, checkout / name)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["NST_VIDEO_STYLES"] = str(tmp_path / "no-user-styles")
+    probe = ("import nst_video.cli, nst_video.training.train, nst_video.checkpoints\n"
+             "for m in (nst_video.cli, nst_video.training.train, nst_video.checkpoints): print(m.__file__)")
+    r = subprocess.run([sys.executable, "-s", "-c", probe], cwd=checkout, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    files = r.stdout.split()
+    assert len(files) == 3 and all(Path(f).is_relative_to(checkout) for f in files), files
+    r = subprocess.run([sys.executable, "-s", "nst_video_main.py", "styles"], cwd=checkout, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "mosaic" in r.stdout  # the bundled styles, from the checkout (the probe above)
+    r = subprocess.run([sys.executable, "-s", "nst_video_main.py", "diagnose", "none", "none.jpg"], cwd=checkout,
+                       env=env, capture_output=True, text=True, timeout=300)  # loads the training code, then refuses
+    assert r.returncode == 1 and "none: no such file" in r.stderr and "Traceback" not in r.stderr, r.stderr

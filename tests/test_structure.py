@@ -138,3 +138,75 @@ def test_a_fresh_checkout_runs_without_installing(tmp_path):
     r = subprocess.run([sys.executable, "-s", "nst_video_main.py", "diagnose", "none", "none.jpg"], cwd=checkout,
                        env=env, capture_output=True, text=True, timeout=300)  # loads the training code, then refuses
     assert r.returncode == 1 and "none: no such file" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# --- the layers (docs/architecture.md, pyproject.toml's [tool.importlinter]) ----------------------------------
+
+
+def importlinter_layers() -> list[str]:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    assert contract["containers"] == ["nst_video"]
+    return contract["layers"]
+
+
+def layer_names(layer: str) -> tuple[str, set[str]]:
+    """A layer's kind ('|' independent, ':' not, '' one module) and its modules."""
+    kind = "|" if "|" in layer else ":" if ":" in layer else ""
+    return kind, {name.strip() for name in re.split(r"[|:]", layer)}
+
+
+def installed_layout(tmp_path: Path) -> Path:
+    """The package as a wheel installs it (pyproject's package-dir): training/ inside nst_video/, Python only."""
+    top = tmp_path / "layout"
+    shutil.copytree(PACKAGE, top / "nst_video", ignore=shutil.ignore_patterns("__pycache__", "static"))
+    shutil.copytree(ROOT / "training", top / "nst_video" / "training", ignore=shutil.ignore_patterns("__pycache__"))
+    return top
+
+
+def lint_imports(top: Path) -> subprocess.CompletedProcess:
+    tool = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if tool is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(top)  # this layout's nst_video, not the checkout's or an installed one
+    return subprocess.run([tool, "--no-cache", str(ROOT / "pyproject.toml")], cwd=top, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_layers_are_kept(tmp_path):
+    r = lint_imports(installed_layout(tmp_path))
+    assert r.returncode == 0 and "KEPT" in r.stdout, r.stdout + r.stderr
+
+
+def test_an_import_from_above_breaks_the_layers(tmp_path):
+    """The control: the model importing the CLI is found."""
+    top = installed_layout(tmp_path)
+    model = top / "nst_video" / "model.py"
+    model.write_text(model.read_text() + "\n\ndef _up():\n    import nst_video.cli  # noqa\n")
+    r = lint_imports(top)
+    assert r.returncode != 0 and "BROKEN" in r.stdout and "nst_video.model -> nst_video.cli" in r.stdout, r.stdout
+
+
+def test_every_module_has_a_layer():
+    placed = set().union(*(layer_names(layer)[1] for layer in importlinter_layers()))
+    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    modules |= {"training"}  # installed as nst_video.training
+    missing = sorted(modules - placed)
+    assert not missing, (f"nst_video.{missing[0]} is in no layer: place it in pyproject.toml's "
+                         "[tool.importlinter] layers and in docs/architecture.md's table")
+    assert not placed - modules, f"layers name modules that do not exist: {sorted(placed - modules)}"
+
+
+def test_the_architecture_doc_shows_the_checked_layers():
+    """docs/architecture.md's table lists the same layers, in the same order, as the contract checks."""
+    rows = []
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) == 3 and "`" in cells[1]:
+            names = set(re.findall(r"`([\w.]+)`", cells[1]))
+            kind = "|" if r"\|" in cells[1] else ":" if "` : `" in cells[1] else ""
+            rows.append((kind, names))
+    assert rows == [layer_names(layer) for layer in importlinter_layers()]

@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,16 @@ def run_cli(*args, env_extra=None, timeout=300, **kwargs) -> subprocess.Complete
     env = dict(os.environ, **(env_extra or {}))
     return subprocess.run([sys.executable, "-m", "nst_video", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=timeout, **kwargs)
+
+
+def wait_until(condition, what: str, timeout: float = 60, poll: float = 0.005):
+    """Wait for `condition()` to hold: tests wait for what they need, never for a fixed time. The timeout only
+    turns a hang into a failure that says `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
 
 
 def needs_shared_data(*parts) -> Path:

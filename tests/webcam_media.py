@@ -61,12 +61,14 @@ class FakeCapture:
     def __init__(self, frames: int = 10**9, after: str = "end", interval: float = 0.001,
                  size: tuple[int, int] = (32, 24)):
         self.frames, self.after, self.interval, self.size = frames, after, interval, size
-        self.count = 0
+        self.count = 0  # frames delivered; the camera publishes each before it asks for the next
+        self.exhausted = False  # asked for a frame after the last one
         self.released = False
         self._hang = threading.Event()
 
     def read(self):
         if self.count >= self.frames:
+            self.exhausted = True
             if self.after == "hang":
                 self._hang.wait(60)
             return False, None

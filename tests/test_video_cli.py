@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from nst_video.cli import Seconds, main
-from tests.conftest import needs_shared_data, run_cli
+from tests.conftest import needs_shared_data, run_cli, wait_until
 from tests.video_media import NTSC, beep_times, make_audio_only, make_clip, mean_abs_diff, picture, probe
 
 
@@ -72,7 +72,10 @@ def test_a_stop_signal_keeps_a_playable_file_of_the_frames_done(tmp_path, signum
     src = make_clip(tmp_path / "long.mp4", width=160, height=120, frames=600)
     out = tmp_path / "out.mp4"
     proc = _start_video(src, out, "--preset", "ultrafast")  # the CPU's own batch size (1)
-    time.sleep(3)  # frames are stylized meanwhile (600 take far longer than that)
+    # frames are stylized and written meanwhile: wait until the file holds some (600 take far longer)
+    partial = next(p for p in tmp_path.iterdir() if ".partial" in p.name)
+    wait_until(lambda: proc.poll() is not None or not partial.exists() or partial.stat().st_size > 32_000,
+               "frames in the output", timeout=120)
     assert proc.poll() is None, proc.communicate()[1]
     stderr, stop_seconds = _stop(proc, signum)
     assert proc.returncode == 128 + signum, stderr  # 130, 143, 129

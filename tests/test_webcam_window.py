@@ -10,7 +10,17 @@ import pytest
 from PIL import Image
 
 from nst_video import webcam
-from tests.webcam_media import Session, assert_round_discs, close_window, overlay_band, window_pixels, write_clip, xvfb
+from tests.conftest import wait_until
+from tests.webcam_media import (
+    Session,
+    assert_round_discs,
+    close_window,
+    overlay_band,
+    red_discs,
+    window_pixels,
+    write_clip,
+    xvfb,
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,22 +95,36 @@ def test_side_by_side_widens_the_window_keeping_shapes_and_text_size(display, ca
     app = Session(display, "--camera", camera_clip, "--size", "64x48", "--styles", "randomstyle",
                   "--strength", "0", "--snapshot-dir", tmp_path)  # strength 0: the stylized half shows the disc
 
-    def shot(name: str) -> np.ndarray:
-        time.sleep(0.8)  # a new frame shown
-        pixels = window_pixels(app.window, display)
-        Image.fromarray(pixels).save(tmp_path / f"{name}.png")  # to look at when it fails
+    def shot(name: str, shows) -> np.ndarray:
+        """The window's pixels once `shows(pixels)` holds: the view the keys asked for is on the screen."""
+        pixels = None
+
+        def shown():
+            nonlocal pixels
+            pixels = window_pixels(app.window, display)
+            return shows(pixels)
+        try:
+            wait_until(shown, f"the window to show {name}", timeout=30, poll=0.05)
+        finally:
+            Image.fromarray(pixels).save(tmp_path / f"{name}.png")  # to look at when it fails
         return pixels
 
+    def band_height(pixels) -> int:
+        try:
+            return overlay_band(pixels)[1]
+        except AssertionError:  # no band drawn yet
+            return 0
+
     try:
-        single = shot("single")
+        single = shot("single", lambda p: p.shape == (480, 640, 3) and len(red_discs(p)) == 1)
         app.key("h")  # the key list: its widest line is a fixed one, so the band's size is known
-        single_keys = shot("single-keys")
+        single_keys = shot("single-keys", lambda p: band_height(p) > band_height(single))
         app.key("s")
         app.wait_for("webcam: side by side on")
-        both_keys = shot("side-by-side-keys")
+        both_keys = shot("side-by-side-keys", lambda p: p.shape == (480, 1280, 3) and band_height(p) > 0)
         app.key("h")
         app.key("h")  # the short overlay again: the key list covers part of the left disc
-        both = shot("side-by-side")
+        both = shot("side-by-side", lambda p: p.shape == (480, 1280, 3) and 0 < band_height(p) < band_height(both_keys))
         app.key("q")
         assert app.finish() == 0
     finally:

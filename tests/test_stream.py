@@ -193,7 +193,7 @@ def test_video_file_played_as_a_live_stream_and_written(tmp_path):
         assert sum(1 for _ in written) == len(originals) == 25
     stylizer = Stylizer.from_style("mosaic-lite", batch_size=1)
     assert [round(frame.time * 25) for frame in received] == list(range(25))
-    for frame, original in zip(received, originals):
+    for frame, original in zip(received, originals, strict=True):
         expected = stylizer.stylize([original])[0]
         assert luma_psnr(frame.rgb, expected) > 25 and luma_psnr(frame.rgb, original) < 20
 
@@ -203,18 +203,19 @@ def test_realtime_sends_each_frame_at_its_time_in_the_file(monkeypatch, realtime
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     handed = []
-    monkeypatch.setattr(StreamOutput, "send", lambda self, rgb, due, wait=False: handed.append(time.monotonic()))
+    monkeypatch.setattr(StreamOutput, "send", lambda self, rgb, due, wait=False: handed.append((time.monotonic(), due)))
     sink = stream_out.StreamSink(check_stream_url(f"udp://127.0.0.1:{receiver.getsockname()[1]}"), 32, 24,
                                  time_base=stream_out.Fraction(1, 20), realtime=realtime)
     for pts in range(6):  # 20 fps: 0.25 s of video
         sink.write(np.zeros((24, 32, 3), np.uint8), pts)
     sink.close()
     receiver.close()
-    since_first = [t - handed[0] for t in handed]
-    if realtime:  # never before its time (late is allowed: a slow CPU)
-        assert all(since >= pts / 20 - 0.002 for pts, since in enumerate(since_first)), since_first
+    # each frame is timed as in the file (its due time: the stream's timestamp) ...
+    assert [round((due - handed[0][1]) * 20, 3) for _, due in handed] == list(range(6))
+    if realtime:  # ... and handed over no sooner (late is allowed: a slow CPU)
+        assert all(at >= due for at, due in handed), handed
     else:
-        assert since_first[-1] < 0.2, since_first
+        assert handed[-1][0] - handed[0][0] < 0.2, handed
 
 
 @pytest.mark.parametrize("args, message", [

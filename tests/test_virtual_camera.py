@@ -1,7 +1,6 @@
 """`webcam --virtual-camera`: refused in one line, saying what to install, where no virtual camera exists
 (everywhere: the lookup is made to find none); a real v4l2loopback device, where one is loaded, shows the
 stylized frames to a program reading it as a camera."""
-import subprocess
 import sys
 import threading
 from pathlib import Path

@@ -260,3 +260,27 @@ def test_v_pauses_the_live_outputs_and_the_overlay_says_so(tmp_path):
         app.handle_key("v")
         process_frames(app, camera, 7, threading.Event())
         assert len(output.sent) == 4
+
+
+def test_sigterm_ends_the_stream_properly_and_exits_143(tmp_path):
+    """A stop signal ends a streaming session as q does: the stream flushed and closed, what was sent counted,
+    and every frame sent reaches the receiver."""
+    import signal
+
+    from tests.webcam_media import Session, write_clip
+
+    clip = write_clip(tmp_path / "cam.mp4", frames=600, fps=10, moving=True)  # a minute: still going at the signal
+    proc = None
+    receiver = UdpReceiver(done=lambda: proc is not None and proc.poll() is not None)
+    session = Session(None, "--no-window", "--camera", clip, "--size", "64x48", "--styles", "randomstyle",
+                      "--stream", receiver.url)
+    proc = session.proc
+    while len(receiver.frames) < 3:  # frames are arriving
+        assert proc.poll() is None and time.monotonic() - receiver._started < 120, session.lines
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert session.finish() == 143
+    closed = session.wait_for(f"webcam: stream {receiver.url}")
+    assert " closed (" in closed, closed
+    sent = int(closed.split(" closed (")[1].split()[0])
+    assert len(receiver.join()) == sent

@@ -223,6 +223,17 @@ def test_diagnose_reports_terms_and_advice(tiny_data):
     assert "grad norm" in r.stderr and "raise --style-weight" in r.stderr
 
 
+def test_diagnose_prints_folder_names_as_they_are(tiny_data, tmp_path):
+    """Once an internal error (rich read '[/]' in the folder's name as markup) and an emoji for ':fire:'."""
+    content = tmp_path / "d[" / "]x :fire:"
+    content.mkdir(parents=True)
+    (content / "p1.jpg").write_bytes((tiny_data / "content" / "p1.jpg").read_bytes())
+    r = run_cli("diagnose", content, tiny_data / "style.png", "--vgg-weights", tiny_data / "vgg.pth",
+                "--image-size", "32", "--batch-size", "1", "--steps", "1", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert f"content: 1 readable image(s) of 1 in {content}" in r.stderr, r.stderr
+
+
 @pytest.mark.shared_data
 def test_short_real_run_lowers_style_loss_and_the_style_works(tmp_path):
     content = needs_shared_data("content", "train256")

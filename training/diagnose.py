@@ -33,7 +33,9 @@ def diagnose(content: str, style: str, cfg: TrainConfig, steps: int = 5, console
             load_image(f)
         except NstError as e:
             unreadable.append(str(e))
-    console.print(f"content: {len(files) - len(unreadable)} readable image(s) of {len(files)} in {content}")
+    # paths as they are: markup off wherever a user's name is printed (a "[/]" in one would be a crash)
+    console.print(f"content: {len(files) - len(unreadable)} readable image(s) of {len(files)} in {content}",
+                  markup=False)
     for line in unreadable[:5]:
         console.print(f"  skipped: {line}", markup=False)
     if len(unreadable) == len(files):
@@ -41,7 +43,7 @@ def diagnose(content: str, style: str, cfg: TrainConfig, steps: int = 5, console
     if unreadable:
         advice.append(f"{len(unreadable)} content image(s) are unreadable; training skips them (listed above)")
     style_rgb = load_image(Path(style)).rgb
-    console.print(f"style: {style} {style_rgb.shape[1]}x{style_rgb.shape[0]}")
+    console.print(f"style: {style} {style_rgb.shape[1]}x{style_rgb.shape[0]}", markup=False)
     if max(style_rgb.shape[:2]) < cfg.style_size // 2:
         advice.append(f"the style image is small ({max(style_rgb.shape[:2])} px): its texture will look blurry "
                       f"at --style-size {cfg.style_size}; use a larger scan")

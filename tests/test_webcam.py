@@ -218,12 +218,10 @@ def test_clip_ending_finishes_cleanly_with_the_recording_playable(tmp_path):
 
 
 def test_camera_that_cannot_be_opened_is_one_line_and_exit_1():
-    start = time.monotonic()
-    r = run_cli("webcam", "--camera", "7", "--no-window", "--max-frames", "1", timeout=60)
+    r = run_cli("webcam", "--camera", "7", "--no-window", "--max-frames", "1", timeout=60)  # a hang: TimeoutExpired
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
     assert r.stderr.startswith("nst-video: error: cannot open camera 7")
-    assert time.monotonic() - start < 60
 
 
 def cli_in_process(*args):
@@ -285,6 +283,8 @@ def test_stop_signal_finalises_the_recording_and_exits_128_plus_signal(tmp_path,
     app = Session(None, "--camera", clip, "--size", "64x48", "--styles", "randomstyle", "--no-window",
                   "--record", out)
     try:
+        # Time for frames to be recorded: nothing shows how many until the file is finalised (the muxer
+        # buffers 32 KB before it writes, many seconds of frames this small), and the test needs some.
         time.sleep(1.5)  # about 15 frames recorded
         app.proc.send_signal(signum)
         assert app.finish() == 128 + signum

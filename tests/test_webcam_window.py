@@ -145,7 +145,7 @@ def test_stop_signal_in_a_window_finalises_the_recording(display, camera_clip, t
     app = Session(display, "--camera", camera_clip, "--size", "64x48", "--styles", "randomstyle",
                   "--record", out, "--snapshot-dir", tmp_path)
     try:
-        time.sleep(1.5)
+        time.sleep(1.5)  # frames recorded meanwhile (none show before the file is finalised: test_webcam.py)
         app.proc.send_signal(signum)
         assert app.finish() == 128 + signum
         app.wait_for(f"webcam: recording saved {out}")

@@ -20,13 +20,12 @@ class _OpenCVBeforePyAV:
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        if name == "av":
-            sys.meta_path.remove(cls)  # once is enough
-            if "av" not in sys.modules:
-                try:
-                    import cv2  # noqa: F401
-                except ImportError:  # a broken install: the window (the only one to care) says so later
-                    pass
+        # (it stays in sys.meta_path: removing itself here would make the import skip the next finder)
+        if name == "av" and "cv2" not in sys.modules:
+            try:
+                import cv2  # noqa: F401
+            except ImportError:  # a broken install: the window (the only one to care) says so later
+                pass
         return None  # the usual finders do the importing
 
 

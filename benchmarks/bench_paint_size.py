@@ -3,7 +3,7 @@ webcam's ladder and brought back up with the frame's detail (Stylizer.stylize_at
 against the same network painting at full 640x480.
 
     python benchmarks/bench_paint_size.py                                   # the six lite styles, three clips
-    python benchmarks/bench_paint_size.py --styles mosaic-lite --sizes 320x240 --frames 12
+    python benchmarks/bench_paint_size.py --styles mosaic-lite --frames 12 --fast   # and mosaic-fast, full size
 
 Per style and paint size, as ratios to painting at full size (lower is better for all three):
   style     VGG16 Gram style loss against the painting (scripts/evaluate_styles.py's measure), every 4th frame
@@ -31,6 +31,7 @@ from bench_webcam import cpu_name  # noqa: E402
 from evaluate_styles import measuring_loss  # noqa: E402
 
 from nst_video.paint_size import ladder_sizes  # noqa: E402
+from nst_video.styles import FAST_SUFFIX, StyleRegistry, base_name  # noqa: E402
 from nst_video.stylizer import Stylizer, frames_to_tensor  # noqa: E402
 from nst_video.temporal import warping_error  # noqa: E402
 from nst_video.training.data import load_rgb_tensor  # noqa: E402
@@ -56,14 +57,16 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=24, help="consecutive frames per clip")
     ap.add_argument("--size", default="640x480", help="the window's size (the camera's frames)")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--fast", action="store_true", help="also each style's fast network (NAME-fast) at full size")
     args = ap.parse_args()
+    registry = StyleRegistry()
     w, h = map(int, args.size.split("x"))
     sizes = ladder_sizes((w, h))
     print(f"CPU: {cpu_name()}; precision {args.precision}; {args.frames} frames of each clip at {w}x{h}")
     clips = {name: [fit(f, w, h) for f in load_clip(name, args.frames, max(w, h) * 2)]
              for name in args.clips.split(",")}
     loss_net = measuring_loss(VGG)
-    ratios: dict[tuple[int, int], list[tuple[float, float, float]]] = {size: [] for size in sizes[1:]}
+    ratios: dict = {size: [] for size in sizes[1:]}
     print("\n| style | paint | style x | content x | warp x |\n|---|---|---|---|---|")
     for style in args.styles.split(","):
         loss_net.set_style(load_rgb_tensor(style_image_for(style), max_size=256)[None])
@@ -78,11 +81,19 @@ def main() -> int:
             ratio = tuple(per_size[size] / full)
             ratios[size].append(ratio)
             print(f"| {style} | {size[0]}x{size[1]} | {ratio[0]:.2f} | {ratio[1]:.2f} | {ratio[2]:.2f} |", flush=True)
+        fast = base_name(style) + FAST_SUFFIX
+        if args.fast and fast in registry.names():  # the fast network at full size, against this one
+            fast_stylizer = Stylizer.from_style(fast, device="cpu", precision=args.precision)
+            figures = [measure(loss_net, frames, fast_stylizer.stylize(frames)) for frames in clips.values()]
+            ratio = tuple(np.mean(figures, axis=0) / full)
+            ratios.setdefault("fast", []).append(ratio)
+            print(f"| {fast} | {w}x{h} | {ratio[0]:.2f} | {ratio[1]:.2f} | {ratio[2]:.2f} |", flush=True)
     print("\n| paint | style x median (max) | content x median (max) | warp x median (max) |\n|---|---|---|---|")
     for size, rows in ratios.items():
         cols = np.array(rows)
         cells = [f"{np.median(cols[:, i]):.2f} ({cols[:, i].max():.2f})" for i in range(3)]
-        print(f"| {size[0]}x{size[1]} | " + " | ".join(cells) + " |")
+        label = f"{size[0]}x{size[1]}" if size != "fast" else f"fast network at {w}x{h}"
+        print(f"| {label} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -31,22 +31,42 @@ FORMAT = "nst-video-style"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 LITE_SUFFIX = "-lite"  # a lite style distilled from NAME is named NAME-lite (scripts/distill_bundled.py)
+FAST_SUFFIX = "-fast"  # and its fast network (for CPUs computing in fp32) NAME-fast
+VARIANT_SUFFIXES = (LITE_SUFFIX, FAST_SUFFIX)
 BUNDLED_DIR = Path(str(importlib.resources.files("nst_video.checkpoints")))  # checkpoints/ in the repository
 
 
+def base_name(name: str) -> str:
+    """The style a network paints: mosaic for mosaic, mosaic-lite and mosaic-fast."""
+    return next((name.removesuffix(s) for s in VARIANT_SUFFIXES if name.endswith(s)), name)
+
+
 def counterpart(name: str) -> str:
-    """The other network of the same style: mosaic <-> mosaic-lite."""
-    return name.removesuffix(LITE_SUFFIX) if name.endswith(LITE_SUFFIX) else name + LITE_SUFFIX
+    """The other network of the same style: mosaic <-> mosaic-lite; mosaic-fast -> mosaic."""
+    return base_name(name) if base_name(name) != name else name + LITE_SUFFIX
 
 
-def one_per_style(names: list[str], lite: bool = False) -> list[str]:
-    """Each style of `names` once: as its lite network where `lite` and one is there, else as the full one;
-    full styles first, then the lite-only ones."""
-    full = [n for n in names if not n.endswith(LITE_SUFFIX)]
-    full += [n for n in names if n.endswith(LITE_SUFFIX) and counterpart(n) not in names]  # lite-only styles
-    if not lite:
-        return full
-    return [counterpart(n) if counterpart(n) in names and not n.endswith(LITE_SUFFIX) else n for n in full]
+def next_network(name: str, names: list[str]) -> str | None:
+    """The next of the style's networks that is installed, in the order full, lite, fast (the webcam's `l`);
+    None where it has no other."""
+    base = base_name(name)
+    order = [n for n in (base, base + LITE_SUFFIX, base + FAST_SUFFIX) if n in names]
+    if name not in order or len(order) < 2:
+        return None
+    return order[(order.index(name) + 1) % len(order)]
+
+
+def one_per_style(names: list[str], lite: bool | tuple[str, ...] = False) -> list[str]:
+    """Each style of `names` once: as its first network in `lite` (suffixes in order of preference; True:
+    the lite one) that is there, else as the full one; full styles first, then the distilled-only ones."""
+    prefer = (LITE_SUFFIX,) if lite is True else tuple(lite or ())
+    full = [n for n in names if base_name(n) == n]
+    bases = set(full)
+    for n in names:  # a distilled network whose full style is not installed is a style of its own
+        if base_name(n) not in bases:
+            full.append(n)
+            bases.add(base_name(n))
+    return [next((base_name(n) + s for s in prefer if base_name(n) + s in names), n) for n in full]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from nst_video.errors import NstError
 from nst_video.images import save_image
 from nst_video.model import TransformerNet
 from nst_video.paint_size import PaintSizeController
-from nst_video.styles import StyleInfo, StyleRegistry, counterpart, one_per_style
+from nst_video.styles import StyleInfo, StyleRegistry, base_name, next_network, one_per_style
 from nst_video.stylizer import Stylizer
 from nst_video.temporal import TemporalBlender
 from nst_video.video_io import VideoSink
@@ -50,7 +50,7 @@ HELP = [
     "+ / -\tstrength",
     "c\tpreserve colours",
     "t\ttemporal blending",
-    "l\tlite / full network",
+    "l\tnetwork: full / lite / fast",
     "k\tsnapshot (PNG)",
     "r\tstart / stop recording",
     "v\tvirtual camera / stream: pause / go on",
@@ -68,12 +68,13 @@ def log(message: str) -> None:
     report.event("webcam", message)
 
 
-def installed_styles(lite: bool, registry: StyleRegistry | None = None) -> list[str]:
-    """Every installed style once, as its lite network where `lite` and one exists, else as the full one."""
+def installed_styles(lite: bool | tuple[str, ...], registry: StyleRegistry | None = None) -> list[str]:
+    """Every installed style once, as its first network of `lite` that exists (styles.one_per_style), else as
+    the full one."""
     return one_per_style((registry or StyleRegistry()).names(), lite)
 
 
-def load_styles(names: list[str] | None, registry: StyleRegistry | None = None, lite: bool = False
+def load_styles(names: list[str] | None, registry: StyleRegistry | None = None, lite: bool | tuple[str, ...] = False
                 ) -> list[tuple[StyleInfo, TransformerNet]]:
     registry = registry or StyleRegistry()
     if not names:
@@ -85,7 +86,7 @@ def load_styles(names: list[str] | None, registry: StyleRegistry | None = None, 
 
 
 def choose_styles(names: list[str] | None, start: str | None, registry: StyleRegistry | None = None,
-                  lite: bool = False) -> tuple[list[str] | None, int]:
+                  lite: bool | tuple[str, ...] = False) -> tuple[list[str] | None, int]:
     """The styles to cycle through (None: every installed one) and the index of the one to begin with:
     `--style` (`start`) is found in `--styles`, or put first where it is not among them."""
     if start is None:
@@ -96,8 +97,9 @@ def choose_styles(names: list[str] | None, start: str | None, registry: StyleReg
     for i, name in enumerate(names):
         if registry.resolve(name).resolve() == wanted:
             return names, i
-    if counterpart(start) in names:  # `--style mosaic` where the list holds mosaic-lite: the user's choice wins
-        i = names.index(counterpart(start))
+    same = [i for i, name in enumerate(names) if base_name(name) == base_name(start)]
+    if same:  # `--style mosaic` where the list holds mosaic-lite: the user's choice wins
+        i = same[0]
         return [*names[:i], start, *names[i + 1:]], i
     return [start, *names], 0
 
@@ -222,13 +224,13 @@ class WebcamApp:
         log(f"style {self.style_name} ({index + 1}/{len(self.styles)})")
 
     def switch_network(self) -> None:
-        """Lite <-> full network of the current style (NAME-lite <-> NAME), loaded the first time it is asked
-        for (a short pause, once), then kept."""
-        name = counterpart(self.style_name)
+        """The current style's next installed network (full -> lite -> fast -> full: styles.next_network),
+        loaded the first time it is asked for (a short pause, once), then kept."""
+        name = next_network(self.style_name, self.registry.names())
+        if name is None:
+            log(f"no other network is installed for {self.style_name}")
+            return
         if name not in self._other_networks:
-            if name not in self.registry.names():
-                log(f"{name} is not installed: no other network for {self.style_name}")
-                return
             info, model = self.registry.load(name)
             self.stylizer.set_model(model)
             self._other_networks[name] = (info, self.stylizer.model)

@@ -19,6 +19,8 @@ from nst_video import signals
 from nst_video.camera import Camera, CameraStopped, open_camera
 from nst_video.errors import NstError
 from nst_video.paint_size import PaintSizeController
+from nst_video.runtimes import cpu_computes_in
+from nst_video.styles import FAST_SUFFIX, LITE_SUFFIX
 from nst_video.stylizer import Stylizer, pick_device
 from nst_video.webcam import WebcamApp, choose_styles, command_for, load_styles, log
 from nst_video.window import Window
@@ -135,8 +137,12 @@ def start_session(opts: WebcamOptions, camera_fps: float | None = None) -> tuple
     """Every style loaded onto the device, the network warmed up, and the window (if any) open."""
     target_fps = opts.fps or min(MAX_TARGET_FPS, camera_fps or MAX_TARGET_FPS)
     paint = PaintSizeController(opts.size, target_fps, pinned=opts.paint_size)
-    # On a CPU the lite networks are the default: the full ones are a slide show there (README: Webcam).
-    lite = not opts.full and pick_device(opts.device).type == "cpu"
+    # On a CPU the distilled networks are the default, the full ones are a slide show there: the lite ones where
+    # it computes in bf16, the fast ones (a quarter of lite's work) where in fp32 (docs/webcam.md).
+    lite: tuple[str, ...] = ()
+    if not opts.full and pick_device(opts.device).type == "cpu":
+        fp32 = cpu_computes_in(opts.backend, opts.precision) == "fp32"
+        lite = (FAST_SUFFIX, LITE_SUFFIX) if fp32 else (LITE_SUFFIX,)
     names, start = choose_styles(opts.styles, opts.style, lite=lite)
     styles = load_styles(names, lite=lite)
     stylizer = Stylizer(styles[start][1], device=opts.device, fp16=opts.fp16, strength=opts.strength,

@@ -321,6 +321,24 @@ def test_lite_networks_are_the_default_list_on_a_cpu(lite_registry):
     assert choose_styles(None, "alpha", registry=lite_registry, lite=True) == (["alpha", "beta"], 0)
 
 
+def test_fast_networks_first_where_the_cpu_computes_in_fp32(lite_registry, tmp_path):
+    from nst_video.model import build_network
+    from nst_video.styles import StyleInfo, StyleRegistry, next_network, save_style
+    from nst_video.webcam import installed_styles
+    folder = lite_registry.folders[0]
+    save_style(folder / "beta-fast.safetensors", build_network("fast").state_dict(),
+               StyleInfo(name="beta-fast", architecture="fast"))
+    registry = StyleRegistry([folder])
+    fp32 = ("-fast", "-lite")
+    # beta has a fast network, alpha only a lite one: each style once, the fastest network it has
+    assert installed_styles(lite=fp32, registry=registry) == ["alpha-lite", "beta-fast"]
+    assert installed_styles(lite=("-lite",), registry=registry) == ["alpha-lite", "beta"]
+    assert choose_styles(None, "beta", registry=registry, lite=fp32) == (["alpha-lite", "beta"], 1)
+    names = registry.names()
+    assert [next_network(n, names) for n in ("beta", "beta-fast", "alpha", "alpha-lite")] == \
+        ["beta-fast", "beta", "alpha-lite", "alpha"]
+
+
 def test_l_switches_between_the_lite_and_the_full_network(lite_registry, tmp_path, monkeypatch):
     monkeypatch.setattr(webcam, "FADE_SECONDS", 1e-6)  # compare the networks, not the cross-fade between them
     styles = load_styles(None, registry=lite_registry, lite=True)

@@ -43,6 +43,7 @@ class Runtime(ABC):
 
     name: str
     device: torch.device
+    computes_in = "fp32"  # what the network's arithmetic is done in: fp32, bf16 or fp16 (set by each runtime)
 
     def __init__(self, device: torch.device, threads: int | None, precision: str = "auto"):
         self.device = device

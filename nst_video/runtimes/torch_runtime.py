@@ -28,6 +28,7 @@ class TorchRuntime(Runtime):
         # auto stays fp32 on the CPU: OpenVINO is the fast CPU runtime; bf16 here is asked for, not assumed.
         self.autocast = device.type == "cpu" and precision == "bf16"
         self.fp16 = bool(fp16) and device.type in ("cuda", "mps")
+        self.computes_in = "fp16" if self.fp16 else "bf16" if self.autocast else "fp32"
         self.dtype = torch.float16 if self.fp16 else torch.float32
         self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         if device.type == "cpu":
@@ -44,8 +45,7 @@ class TorchRuntime(Runtime):
         return network
 
     def describe(self) -> str:
-        precision = "FP16" if self.fp16 else "BF16" if self.autocast else "FP32"
-        return super().describe().removesuffix(")") + f", {precision})"
+        return super().describe().removesuffix(")") + f", {self.computes_in.upper()})"
 
 
 def open_runtime(device: torch.device, fp16: bool = False, threads: int | None = None,

@@ -23,7 +23,17 @@ from nst_video.errors import NstError
 from nst_video.images import encode_image, load_image
 from nst_video.model import TransformerNet
 from nst_video.paths import thumbnail_dir
-from nst_video.styles import LITE_SUFFIX, StyleInfo, StyleRegistry, counterpart, load_model, one_per_style, read_info
+from nst_video.styles import (
+    FAST_SUFFIX,
+    LITE_SUFFIX,
+    StyleInfo,
+    StyleRegistry,
+    base_name,
+    counterpart,
+    load_model,
+    one_per_style,
+    read_info,
+)
 from nst_video.stylizer import Stylizer
 from nst_video.web.httperrors import ApiError
 from nst_video.web.worker import DeviceWorker
@@ -52,6 +62,10 @@ class StyleCatalog:
         self.lite: dict[str, StyleInfo] = {
             key: installed[counterpart(key)] for key, info in self.infos.items()
             if not key.endswith(LITE_SUFFIX) and info.architecture != "lite" and counterpart(key) in installed}
+        # ... and its fast network (NAME-fast), for a CPU that computes in fp32, where that one is too slow.
+        self.fast: dict[str, StyleInfo] = {
+            key: installed[base_name(key) + FAST_SUFFIX] for key, info in self.infos.items()
+            if info.architecture == "johnson" and base_name(key) + FAST_SUFFIX in installed}
         self._models: dict[str, TransformerNet] = {}
         self._lock = threading.Lock()
 
@@ -67,14 +81,17 @@ class StyleCatalog:
             raise ApiError(404, f"unknown style '{name}'; available styles: {', '.join(self.infos)}")
         return self.infos[name]
 
-    def network_info(self, name: str, lite: bool = False) -> StyleInfo:
-        """The style file behind `name`: with `lite`, its lite network where one is installed."""
+    def network_info(self, name: str, lite: bool = False, fast: bool = False) -> StyleInfo:
+        """The style file behind `name`: with `lite`, its lite network where one is installed; with `fast` too,
+        its fast one first."""
         info = self.info(name)
+        if fast and lite and name in self.fast:
+            return self.fast[name]
         return self.lite[name] if lite and name in self.lite else info
 
-    def model(self, name: str, lite: bool = False) -> TransformerNet:
+    def model(self, name: str, lite: bool = False, fast: bool = False) -> TransformerNet:
         """The style's network (see `network_info`), loaded on first use (any thread)."""
-        info = self.network_info(name, lite)
+        info = self.network_info(name, lite, fast)
         with self._lock:
             if info.key not in self._models:
                 self._models[info.key] = load_model(info.path)[1]
@@ -87,9 +104,9 @@ class StyleCatalog:
 
 
 def use_style(stylizer: Stylizer, catalog: StyleCatalog, style: str, strength: float, preserve_color: bool,
-              lite: bool = False) -> None:
+              lite: bool = False, fast: bool = False) -> None:
     """Set the Stylizer up for one task (each task sets all of it: tasks share the worker's Stylizer)."""
-    stylizer.set_model(catalog.model(style, lite))
+    stylizer.set_model(catalog.model(style, lite, fast))
     stylizer.strength = strength
     stylizer.preserve_color = preserve_color
 

@@ -6,7 +6,8 @@ Protocol (all JSON text messages have a "type"):
                   binary one frame, JPEG (or PNG/WebP)
   server -> page  text   {"type": "ready", "style", "styles", "max_size"} once; {"type": "settings", ...} after
                          a change; {"type": "frame", "style", "network", "network_ms", "width", "height",
-                         "dropped"} right before each stylized frame ("network": "lite" where a CPU
+                         "paint", "dropped"} right before each stylized frame ("paint": the size the network
+                         painted at, WxH, chosen to hold LIVE_FPS as the webcam's is) ("network": "lite" where a CPU
                          server runs the style's lite network for live frames); {"type": "busy",
                          "retry_after_ms"} when the worker is full;
                          {"type": "error", "message"} for a bad setting, with "frame": true for a frame
@@ -29,11 +30,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nst_video.errors import NstError
 from nst_video.images import encode_image, load_image
+from nst_video.paint_size import PaintSizeController
 from nst_video.web.catalog import StyleCatalog, use_style
 from nst_video.web.httperrors import ApiError
 from nst_video.web.worker import Busy, DeviceWorker
 
 JPEG_QUALITY = 85
+LIVE_FPS = 24.0  # the frame rate a live session's paint size is chosen to hold (a round trip is on top of it)
 
 
 @dataclass
@@ -86,6 +89,7 @@ class LiveSession:
         self.max_side, self.max_frame_bytes = max_side, max_frame_bytes
         self.settings = LiveSettings(catalog.default, max_size=min(480, max_side))
         self.latest: bytes | None = None     # the newest frame not yet stylized
+        self.paint = PaintSizes()
         self.dropped = 0
         self.arrived = asyncio.Event()
         self.closed = False
@@ -149,7 +153,7 @@ class LiveSession:
         settings = LiveSettings(**self.settings.__dict__)  # as they are now, even if they change meanwhile
         try:
             data, meta = await self.worker.run(lambda stylizer: _stylize_frame(stylizer, self.catalog, frame,
-                                                                               settings))
+                                                                               settings, self.paint))
         except Busy as e:
             await self._send({"type": "busy", "retry_after_ms": 250 if e.retry_after <= 1 else 1000})
             return
@@ -167,20 +171,41 @@ class LiveSession:
             await self.ws.send_text(json.dumps(message))
 
 
-def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: LiveSettings) -> tuple[bytes, dict]:
-    """On the device worker: decode, stylize, encode one frame."""
-    image = load_image(io.BytesIO(frame), max_size=settings.max_size, name="frame")
-    # On a CPU a full network is not real time (about 13 frames/s at 640x480 here, against 30 for a lite one,
-    # README "Real time on a CPU"): live frames use the style's lite network where one is installed, as the
-    # webcam does; images and videos keep the full one.
-    lite = stylizer.device.type == "cpu"
-    use_style(stylizer, catalog, settings.style, settings.strength, settings.preserve_color, lite)
+def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: LiveSettings,
+                   paint: PaintSizes | None = None) -> tuple[bytes, dict]:
+    """On the device worker: decode, stylize (at the paint size `paint` holds for frames of this size, brought
+    back up with the frame's detail, as the webcam does), encode one frame."""
     started = time.perf_counter()
-    styled = stylizer.stylize_image(image.rgb)
-    network_ms = (time.perf_counter() - started) * 1000
+    image = load_image(io.BytesIO(frame), max_size=settings.max_size, name="frame")
+    # On a CPU a full network is not real time (docs/cpu-runtimes.md): live frames use the style's lite network
+    # where one is installed, or its fast one where the CPU computes in fp32, as the webcam does; images and
+    # videos keep the full one.
+    lite = stylizer.device.type == "cpu"
+    fast = lite and stylizer.runtime.computes_in == "fp32"
+    use_style(stylizer, catalog, settings.style, settings.strength, settings.preserve_color, lite, fast)
+    height, width = image.rgb.shape[:2]
+    controller = paint.for_size(width, height) if paint else None
+    painted = controller.size if controller else (width, height)
+    network_started = time.perf_counter()
+    styled = stylizer.stylize_at(image.rgb, painted[::-1])
+    network_ms = (time.perf_counter() - network_started) * 1000
     out = io.BytesIO()
     encode_image(out, styled, suffix=".jpg", quality=JPEG_QUALITY)
-    height, width = styled.shape[:2]
-    network = catalog.network_info(settings.style, lite).architecture
+    if controller:
+        controller.update(time.perf_counter() - started)
+    network = catalog.network_info(settings.style, lite, fast).architecture
     return out.getvalue(), {"style": settings.style, "network": network, "network_ms": round(network_ms, 1),
-                            "width": width, "height": height}
+                            "width": width, "height": height, "paint": f"{painted[0]}x{painted[1]}"}
+
+
+class PaintSizes:
+    """A live session's paint size (nst_video/paint_size.py), chosen anew when the page's frames change size."""
+
+    def __init__(self, target_fps: float = LIVE_FPS):
+        self.target_fps = target_fps
+        self.controller: PaintSizeController | None = None
+
+    def for_size(self, width: int, height: int) -> PaintSizeController:
+        if self.controller is None or self.controller.window != (width, height):
+            self.controller = PaintSizeController((width, height), self.target_fps)
+        return self.controller

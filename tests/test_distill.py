@@ -19,6 +19,7 @@ def _distill(tiny_data, tmp_path, *extra):
                    "1", "--device", "cpu", *extra)
 
 
+@pytest.mark.slow
 def test_distill_writes_a_lite_style_that_follows_its_teacher(tiny_data, tmp_path):
     r = _distill(tiny_data, tmp_path, "--max-steps", "12", "--distill-weight", "1e3", "--style-weight", "0",
                  "--content-weight", "0", "--lr", "3e-3")
@@ -34,6 +35,7 @@ def test_distill_writes_a_lite_style_that_follows_its_teacher(tiny_data, tmp_pat
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_distill_refuses_an_existing_name_and_resumes(tiny_data, tmp_path):
     assert _distill(tiny_data, tmp_path, "--max-steps", "2").returncode == 0
     again = _distill(tiny_data, tmp_path, "--max-steps", "4")

@@ -40,6 +40,7 @@ def cell(grid: np.ndarray, row_top: int, col: int, w: int, h: int, cell_w: int) 
     return grid[row_top:row_top + h, x:x + w].astype(np.int32)
 
 
+@pytest.mark.slow
 def test_grid_of_photos_by_styles(photos, tmp_path, style_dir):
     out = tmp_path / "gallery.jpg"
     r = run_gallery("--styles", "randomstyle,otherstyle", "--photos", photos, "--out", out, "--max-size", 64)

@@ -144,6 +144,7 @@ def test_the_style_distance_falls_below_the_photos(data, tmp_path):
     assert after < 0.3 * before, (before, after)
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_with_the_real_network_the_painting_s_style_arrives(tmp_path):
     vgg = needs_shared_data("vgg", "vgg16_to_relu4_3_fp16.pth")
@@ -171,6 +172,7 @@ def test_several_style_images_mix_their_grams_by_weight(data):
         torch.testing.assert_close(g, 0.75 * gram(feats_a[name]) + 0.25 * gram(feats_b[name]))
 
 
+@pytest.mark.slow
 def test_the_heavier_style_image_wins(data, tmp_path):
     noise, stripes = str(data / "noise.png"), str(data / "stripes.png")
     only_style = dict(steps=30, tv_weight=0, content_weight=0)  # the mix alone decides

@@ -12,6 +12,8 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # builds a wheel and a venv
+
 BUNDLED = sorted(p.name.removesuffix(".safetensors") for p in (ROOT / "checkpoints").glob("*.safetensors"))
 
 

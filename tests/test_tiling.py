@@ -153,6 +153,7 @@ def test_maps_go_float16_where_float32_does_not_fit():
     assert tiling.plan_bands(model, 3000, 4000, small // 3, fp16=False) is None
 
 
+@pytest.mark.slow  # a 12 MP picture through the real command
 def test_peak_memory_stays_within_the_budget(tmp_path):
     # A 12 MP picture through the real command with --max-memory: the peak RSS of the process (libraries
     # included) stays under it. The network is the lite architecture (a quarter of the work, same layers).

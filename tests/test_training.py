@@ -36,6 +36,7 @@ def _log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "ck" / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_data, tmp_path):
     straight = train(_cfg(tiny_data, tmp_path / "a"))
     train(_cfg(tiny_data, tmp_path / "b", max_steps=2))
@@ -47,6 +48,7 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     assert losses[3] == resumed_losses[3] and losses[4] == resumed_losses[4]
 
 
+@pytest.mark.slow
 def test_motion_term_moves_pictures_like_a_camera_and_resumes_exactly(tiny_data, tmp_path):
     # The synthetic camera motion: with no turn or zoom, a shift of whole pixels moves the picture by them.
     torch.manual_seed(3)
@@ -114,6 +116,7 @@ def test_injected_nan_never_reaches_the_weights(tiny_data, tmp_path):
     assert any(r.get("event") == "non-finite loss" and r["step"] == 2 for r in _log(tmp_path / "nan"))
 
 
+@pytest.mark.slow
 def test_repeated_nan_halves_lr_and_rolls_back(tiny_data, tmp_path):
     out = train(_cfg(tiny_data, tmp_path, max_steps=6, nan_patience=3, lr=1e-3), poison_steps=[3, 4, 5])
     events = [r for r in _log(tmp_path) if "event" in r]
@@ -189,6 +192,7 @@ def test_config_bounds_are_checked_for_python_callers_too(tiny_data, tmp_path):
         train(_cfg(tiny_data, tmp_path, lr=float("nan")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["int", "term", "hup"])
 def test_stop_signal_saves_a_checkpoint_and_resume_finishes(tiny_data, tmp_path, signum):
     args = [sys.executable, "-m", "nst_video", "train", "--content-dir", tiny_data / "content", "--style-image",
@@ -234,6 +238,7 @@ def test_diagnose_prints_folder_names_as_they_are(tiny_data, tmp_path):
     assert f"content: 1 readable image(s) of 1 in {content}" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_short_real_run_lowers_style_loss_and_the_style_works(tmp_path):
     content = needs_shared_data("content", "train256")
@@ -272,6 +277,7 @@ def _panning_texture(i: int, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(big[:height, 2 * i:2 * i + width])
 
 
+@pytest.mark.slow
 def test_flow_term_learns_from_real_video_motion_and_resumes_exactly(tiny_data, tmp_path):
     from nst_video.training.video_pairs import VideoPairs
     from tests.video_media import make_clip

@@ -15,6 +15,8 @@ from conftest import ROOT
 from PIL import Image
 from web_helpers import Server, encode, make_clip, make_y4m, photo_rgb, server_env
 
+pytestmark = pytest.mark.slow  # a browser against a real server
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 from nst_video.styles import user_styles_dir  # plain paths (no torch)
 
-# `nst-video distill` (training/distill.py). Measured on 2 CPU cores with bfloat16 autocast, 128 px crops,
-# batch 4 (~1 step/s): DISTILL_WEIGHT puts the teacher term at about the size of the perceptual terms at the
-# start; DISTILL_STEPS is where the samples stopped changing visibly.
+# `nst-video distill` (training/distill.py): DISTILL_WEIGHT puts the teacher term at about the size of the
+# perceptual terms at the start; DISTILL_STEPS is where the samples stopped changing visibly (docs/training.md).
 DISTILL_WEIGHT = 1e3
 DISTILL_STEPS = 1500
 

@@ -26,9 +26,9 @@ instead of redrawing it), in runs/<name>-steady; with --flow-weight also the flo
 "Flicker"). The lites were distilled again from their new teachers where that came out better.
 
 --finetune-256 continues a finished style from its own weights at 256 px crops (batch 4, bfloat16 autocast),
-with the temporal terms it was last steadied with (its metadata's motion and flow weights), on the training photos less a held-out
-split (HELD_OUT_COUNT photos of train256, picked by held_out_photos(); scripts/measure_styles.py measures on
-them). The style image stays at 256 px, so the texture keeps its scale; the network sees twice the context
+with the temporal terms it was last steadied with (its metadata's motion and flow weights), on the training photos
+less a held-out split (HELD_OUT_COUNT photos of train256, picked by held_out_photos(); scripts/measure_styles.py
+measures on them). The style image stays at 256 px, so the texture keeps its scale; the network sees twice the context
 per crop. Each style weight gets its own run folder, runs/<name>-ft256-sw<weight>, and the finished style is
 written there, not into checkpoints/: it replaces the bundled one only where the held-out measurement says it
 is better (docs/training.md). A short probe and the full run at the same weight share the folder, so
@@ -36,7 +36,8 @@ is better (docs/training.md). A short probe and the full run at the same weight 
     python scripts/train_bundled.py --only great_wave --finetune-256 --style-weight 1e5 --max-steps 40
     python scripts/train_bundled.py --only great_wave --finetune-256 --style-weight 1e5 --max-steps 800
 
-continues the probe to 800 steps; run either again after a stop to resume it.
+continues the probe to 800 steps; run either again after a stop to resume it (docs/training.md, "Fine-tuning
+at 256 px on the CPU", has what ran and what was kept).
 """
 from __future__ import annotations
 

@@ -19,10 +19,9 @@ from nst_video import signals
 from nst_video.camera import Camera, CameraStopped, open_camera
 from nst_video.errors import NstError
 from nst_video.paint_size import PaintSizeController
-from nst_video.runtimes import cpu_computes_in
 from nst_video.styles import FAST_SUFFIX, LITE_SUFFIX
 from nst_video.stylizer import Stylizer, pick_device
-from nst_video.webcam import WebcamApp, choose_styles, command_for, load_styles, log
+from nst_video.webcam import WebcamApp, choose_styles, command_for, installed_styles, load_styles, log
 from nst_video.window import Window
 
 MAX_TARGET_FPS = 30.0  # what the paint size aims for by default, at most: beyond it a bigger paint pays more
@@ -137,23 +136,46 @@ def start_session(opts: WebcamOptions, camera_fps: float | None = None) -> tuple
     """Every style loaded onto the device, the network warmed up, and the window (if any) open."""
     target_fps = opts.fps or min(MAX_TARGET_FPS, camera_fps or MAX_TARGET_FPS)
     paint = PaintSizeController(opts.size, target_fps, pinned=opts.paint_size)
-    # On a CPU the distilled networks are the default, the full ones are a slide show there: the lite ones where
-    # it computes in bf16, the fast ones (a quarter of lite's work) where in fp32 (docs/webcam.md).
-    lite: tuple[str, ...] = ()
-    if not opts.full and pick_device(opts.device).type == "cpu":
-        fp32 = cpu_computes_in(opts.backend, opts.precision) == "fp32"
-        lite = (FAST_SUFFIX, LITE_SUFFIX) if fp32 else (LITE_SUFFIX,)
+    # On a CPU the distilled networks are the default (the full ones are a slide show there): the lite ones
+    # where they keep the frame rate at the full size, else the fast ones (a quarter of lite's work; on a CPU
+    # without AMX/AVX512-BF16, or a slow one), the paint size doing the rest (docs/webcam.md).
+    cpu = not opts.full and pick_device(opts.device).type == "cpu"
+    lite: tuple[str, ...] = (LITE_SUFFIX,) if cpu else ()
     names, start = choose_styles(opts.styles, opts.style, lite=lite)
     styles = load_styles(names, lite=lite)
     stylizer = Stylizer(styles[start][1], device=opts.device, fp16=opts.fp16, strength=opts.strength,
                         preserve_color=opts.preserve_color, batch_size=1, backend=opts.backend,
                         threads=opts.threads, precision=opts.precision)
+    fastest = (FAST_SUFFIX, LITE_SUFFIX)
+    if cpu and opts.styles is None and installed_styles(fastest) != installed_styles(lite) \
+            and too_slow(stylizer, styles[start], opts.size, target_fps):
+        names, start = choose_styles(installed_styles(fastest), opts.style, lite=fastest)
+        styles = load_styles(names, lite=fastest)
+        stylizer.set_model(styles[start][1])
     app = WebcamApp(stylizer, styles, opts.snapshot_dir, opts.temporal, start=start, paint=paint)
     # The first pass at each size is slow (allocation; cuDNN picks its kernels): take them now, not live.
     black = np.zeros((opts.size[1], opts.size[0], 3), np.uint8)
     for w, h in paint.sizes:
         stylizer.stylize_at(black, (h, w))
     return app, Window("nst-video", opts.size) if opts.window else None
+
+
+def too_slow(stylizer: Stylizer, style, size: tuple[int, int], fps: float, frames: int = 3) -> bool:
+    """Whether `style`'s network takes more than 80% of the time `fps` allows a frame at the full `size` (timed
+    after a warm-up pass; said in one line where it does)."""
+    info, model = style
+    stylizer.set_model(model)
+    black = np.zeros((size[1], size[0], 3), np.uint8)
+    stylizer.stylize([black])
+    started = time.monotonic()
+    for _ in range(frames):
+        stylizer.stylize([black])
+    seconds = (time.monotonic() - started) / frames
+    if seconds <= 0.8 / fps:
+        return False
+    log(f"{info.key} takes {1000 * seconds:.0f} ms a {size[0]}x{size[1]} frame on {stylizer.backend}, more than "
+        f"{fps:g} fps allows: the fast networks where installed")
+    return True
 
 
 def live_loop(app: WebcamApp, camera: Camera, window: Window | None, max_frames: int | None,

@@ -444,6 +444,7 @@ def test_the_webcam_paints_smaller_where_it_cannot_hold_the_frame_rate(tmp_path,
     monkeypatch.setattr(paint_size, "CHANGE_EVERY_S", 0.0)
     monkeypatch.setattr(paint_size, "SETTLE_FRAMES", 1)
     monkeypatch.setattr(paint_size, "SLOWER", 0.0)  # every frame too slow, whatever this CPU's speed
+    monkeypatch.setattr(paint_size, "UP_ROOM", 0.0)  # and no larger size ever fits
     r = cli_in_process("webcam", "--camera", "cam.mp4", "--styles", "randomstyle", "--no-window",
                        "--size", "400x300", "--max-frames", "12", "--fps", "25")
     assert r.exit_code == 0, r.output
@@ -466,3 +467,26 @@ def test_bad_speed_options_are_usage_errors(tmp_path, monkeypatch, args, message
     write_clip(tmp_path / "cam.mp4", frames=2)
     r = cli_in_process("webcam", "--camera", "cam.mp4", "--no-window", "--max-frames", "1", *args)
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_the_webcam_starts_on_the_fast_networks_where_the_lite_ones_are_too_slow(tmp_path, monkeypatch):
+    from nst_video.styles import StyleRegistry
+    if "mosaic-fast" not in StyleRegistry().names():
+        pytest.skip("no bundled fast network")
+    stylizer = Stylizer(StyleRegistry().load("mosaic-lite")[1], device="cpu", backend="torch", batch_size=1)
+    style = StyleRegistry().load("mosaic-lite")
+    assert webcam_loop.too_slow(stylizer, style, (64, 48), fps=1e6)  # no network paints a frame in a microsecond
+    assert not webcam_loop.too_slow(stylizer, style, (64, 48), fps=1e-3)  # nor takes 15 minutes
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "cam.mp4", frames=3)
+    loaded = []
+    real_load = webcam_loop.load_styles
+    monkeypatch.setattr(webcam_loop, "load_styles", lambda names, **kw: loaded.append(
+        [info.key for info, _ in real_load(names, **kw)]) or real_load(names, **kw))
+    for too_slow, network in [(False, "mosaic-lite"), (True, "mosaic-fast")]:
+        monkeypatch.setattr(webcam_loop, "too_slow", lambda *args, answer=too_slow: answer)  # this CPU aside
+        loaded.clear()
+        r = cli_in_process("webcam", "--camera", "cam.mp4", "--no-window", "--size", "64x48", "--max-frames", "1",
+                           "--device", "cpu")
+        assert r.exit_code == 0, r.output
+        assert network in loaded[-1] and "mosaic" not in loaded[-1], loaded

@@ -62,7 +62,8 @@ def test_error_lines_print_file_names_as_they_are(tmp_path):
     r = run_cli("image", tmp_path / "good.png", name, "-o", tmp_path / "out", "--backend", "torch")
     assert r.returncode == 1 and "\U0001f525" not in r.stderr, r.stderr
     lines = r.stderr.splitlines()
-    assert lines[0].startswith(f"nst-video: error: {name}: not an image") and lines[1].endswith("my:fire:photo.jpg")
+    # the bar's status is the name, as typed (at 80 columns the status may be cut short: its start is kept)
+    assert lines[0].startswith(f"nst-video: error: {name}: not an image") and "my:fire:photo" in lines[1]
     assert "" not in lines, r.stderr
     r = run_cli("image", name, tmp_path / "out.png", "--backend", "torch")  # one picture: no bar, no blank line
     assert r.returncode == 1 and r.stderr.startswith(f"nst-video: error: {name}: not an image"), r.stderr

@@ -135,8 +135,8 @@ def test_side_by_side_widens_the_window_keeping_shapes_and_text_size(display, ca
     assert_round_discs(single, 1)
     assert_round_discs(both, 2)
     assert overlay_band(single_keys) == overlay_band(both_keys)
-    # 3 status lines and the key list, 20 pixels a line: the size draw_text draws them at, in both views
-    assert overlay_band(both_keys)[1] == 20 * (3 + len(webcam.HELP)) + 8
+    # 4 status lines (style, status, network, paint size) and the key list, 20 pixels a line, in both views
+    assert overlay_band(both_keys)[1] == 20 * (4 + len(webcam.HELP)) + 8
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])

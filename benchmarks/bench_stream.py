@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,16 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def cpu_name() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        name = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-        flags = open("/proc/cpuinfo").read()
-        extras = [f for f in ("amx_tile", "avx512_bf16") if f in flags]
-        return f"{name} ({', '.join(extras) or 'no AMX, no AVX512-BF16'})"
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+from bench_webcam import cpu_name  # noqa: E402  (one way of naming the CPU for every benchmark)
 
 
 def stats(values_ms: list[float]) -> str:

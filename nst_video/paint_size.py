@@ -34,12 +34,17 @@ def ladder_sizes(size: tuple[int, int], ladder: tuple[float, ...] = LADDER) -> l
     return sizes
 
 
-def parse_paint_size(text: str, window: tuple[int, int]) -> tuple[int, int]:
-    """--paint-size WxH: at least 16x16 and no larger than the window (--size)."""
+def parse_wxh(text: str, option: str, example: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT as two integers (--size, --paint-size), or an NstError naming the option."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
-        raise NstError(f"--paint-size {text}: give it as WIDTHxHEIGHT, e.g. 320x240")
-    w, h = int(match[1]), int(match[2])
+        raise NstError(f"{option} {text}: give it as WIDTHxHEIGHT, e.g. {example}")
+    return int(match[1]), int(match[2])
+
+
+def parse_paint_size(text: str, window: tuple[int, int]) -> tuple[int, int]:
+    """--paint-size WxH: at least 16x16 and no larger than the window (--size)."""
+    w, h = parse_wxh(text, "--paint-size", "320x240")
     if w < 16 or h < 16 or w > window[0] or h > window[1]:
         raise NstError(f"--paint-size {text}: must be from 16x16 up to the window's size, --size "
                        f"{window[0]}x{window[1]}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 from nst_video import signals
 from nst_video.camera import Camera, CameraStopped, open_camera
 from nst_video.errors import NstError
-from nst_video.paint_size import PaintSizeController
+from nst_video.paint_size import PaintSizeController, parse_wxh
 from nst_video.styles import FAST_SUFFIX, LITE_SUFFIX
 from nst_video.stylizer import Stylizer, pick_device
 from nst_video.webcam import WebcamApp, choose_styles, command_for, installed_styles, load_styles, log
@@ -53,10 +52,7 @@ class WebcamOptions:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        raise NstError(f"--size {text}: give it as WIDTHxHEIGHT, e.g. 640x480")
-    w, h = int(match[1]), int(match[2])
+    w, h = parse_wxh(text, "--size", "640x480")
     if not (16 <= w <= 7680 and 16 <= h <= 4320) or w % 2 or h % 2:
         raise NstError(f"--size {text}: width and height must be even numbers from 16 to 7680x4320 "
                        "(video encoders need even sizes)")

@@ -348,9 +348,9 @@ def test_live_websocket_stylizes_frames_and_drops_stale_ones(server):
 
         # On this CPU server, live frames in mosaic run the bundled mosaic-lite (real time), or mosaic-fast where
         # the runtime computes in fp32 (as torch does here), and look like it.
-        from nst_video.runtimes import cpu_computes_in
         from nst_video.styles import StyleRegistry
-        fp32 = cpu_computes_in("torch", "auto") == "fp32" and "mosaic-fast" in StyleRegistry().names()
+        torch_cpu = Stylizer.from_style("mosaic", device="cpu", backend="torch").runtime  # the server's runtime
+        fp32 = torch_cpu.computes_in == "fp32" and "mosaic-fast" in StyleRegistry().names()
         live_network = "fast" if fp32 else "lite"
         ws.send(json.dumps({"style": "mosaic", "strength": 1.0}))
         assert json.loads(ws.recv(timeout=30))["style"] == "mosaic"

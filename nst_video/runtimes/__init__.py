@@ -106,20 +106,6 @@ def choose_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def cpu_computes_in(backend: str, precision: str) -> str:
-    """What a CPU runtime computes in for --backend and --precision: 'bf16' or 'fp32' (which network is fast
-    enough for the webcam depends on it)."""
-    import torch  # here, not at the top: this module's names serve --help (docs/architecture.md)
-
-    name = choose_backend(backend, torch.device("cpu"))
-    if precision != "auto":
-        return precision
-    if name == "openvino":
-        import openvino as ov
-        return "bf16" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "fp32"
-    return "fp32"  # torch's auto and onnxruntime compute in fp32
-
-
 def open_runtime(backend: str, device: torch.device, fp16: bool = False, threads: int | None = None,
                  precision: str = "auto") -> Runtime:
     check_precision(precision)

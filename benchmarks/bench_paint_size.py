@@ -4,6 +4,7 @@ against the same network painting at full 640x480.
 
     python benchmarks/bench_paint_size.py                                   # the six lite styles, three clips
     python benchmarks/bench_paint_size.py --styles mosaic-lite --frames 12 --fast   # and mosaic-fast, full size
+    python benchmarks/bench_paint_size.py --fast --no-ladder                # each fast network against its lite one
 
 Per style and paint size, as ratios to painting at full size (lower is better for all three):
   style     VGG16 Gram style loss against the painting (scripts/evaluate_styles.py's measure), every 4th frame
@@ -58,10 +59,12 @@ def main() -> int:
     ap.add_argument("--size", default="640x480", help="the window's size (the camera's frames)")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--fast", action="store_true", help="also each style's fast network (NAME-fast) at full size")
+    ap.add_argument("--no-ladder", action="store_true", help="paint at the full size only (with --fast: the fast "
+                    "networks against the lite ones, without the smaller paint sizes)")
     args = ap.parse_args()
     registry = StyleRegistry()
     w, h = map(int, args.size.split("x"))
-    sizes = ladder_sizes((w, h))
+    sizes = ladder_sizes((w, h))[:1] if args.no_ladder else ladder_sizes((w, h))
     print(f"CPU: {cpu_name()}; precision {args.precision}; {args.frames} frames of each clip at {w}x{h}")
     clips = {name: [fit(f, w, h) for f in load_clip(name, args.frames, max(w, h) * 2)]
              for name in args.clips.split(",")}

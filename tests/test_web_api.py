@@ -347,16 +347,14 @@ def test_live_websocket_stylizes_frames_and_drops_stale_ones(server):
         assert isinstance(picture, bytes) and picture[:2] == b"\xff\xd8"  # JPEG
 
         # On this CPU server, live frames in mosaic run the bundled mosaic-lite (real time), or mosaic-fast where
-        # the runtime computes in fp32 (as torch does here), and look like it.
-        from nst_video.styles import StyleRegistry
-        torch_cpu = Stylizer.from_style("mosaic", device="cpu", backend="torch").runtime  # the server's runtime
-        fp32 = torch_cpu.computes_in == "fp32" and "mosaic-fast" in StyleRegistry().names()
-        live_network = "fast" if fp32 else "lite"
+        # the lite one is timed too slow for the frame (test_live_frames_take_the_fast_network_where_lite_is_too_slow),
+        # and look like it.
         ws.send(json.dumps({"style": "mosaic", "strength": 1.0}))
         assert json.loads(ws.recv(timeout=30))["style"] == "mosaic"
         ws.send(frame)
         meta = json.loads(ws.recv(timeout=60))
-        assert meta["type"] == "frame" and meta["style"] == "mosaic" and meta["network"] == live_network
+        assert meta["type"] == "frame" and meta["style"] == "mosaic" and meta["network"] in ("lite", "fast")
+        live_network = meta["network"]
         assert meta["paint"] == "128x96"  # the first frames are painted at their own size
         live = np.asarray(Image.open(io.BytesIO(ws.recv(timeout=60))).convert("RGB")).astype(int)
         expected = {}
@@ -505,3 +503,27 @@ def test_catalog_lists_each_style_once_and_keeps_the_lite_network_for_live_frame
     assert sum(p.numel() for p in lite.parameters()) < sum(p.numel() for p in full.parameters()) / 2
     # Named explicitly, a lite style is served as itself.
     assert StyleCatalog(["alpha", "alpha-lite"], registry=registry).names() == ["alpha", "alpha-lite"]
+
+
+def test_live_frames_take_the_fast_network_where_lite_is_too_slow(tmp_path):
+    """The live camera picks lite or fast by timing the lite network at the frame's size (as the webcam does),
+    once per style and size, and only for a style that has a fast network."""
+    import torch
+
+    from nst_video.model import build_network
+    from nst_video.styles import StyleInfo, StyleRegistry, save_style
+    from nst_video.web.catalog import StyleCatalog
+    from nst_video.web.live import PaintSizes
+
+    for name, architecture in [("alpha", "johnson"), ("alpha-lite", "lite"), ("alpha-fast", "fast"),
+                               ("beta", "johnson"), ("beta-lite", "lite")]:
+        torch.manual_seed(len(name))
+        save_style(tmp_path / f"{name}.safetensors", build_network(architecture).state_dict(),
+                   StyleInfo(name=name, architecture=architecture))
+    catalog = StyleCatalog(None, registry=StyleRegistry([tmp_path]))
+    stylizer = Stylizer(catalog.model("alpha"), device="cpu", backend="torch", batch_size=1)
+    impossible, idle = PaintSizes(target_fps=1e6), PaintSizes(target_fps=1e-3)  # a microsecond; 15 minutes
+    assert impossible.too_slow_for_lite(stylizer, catalog, "alpha", 64, 48)
+    assert not idle.too_slow_for_lite(stylizer, catalog, "alpha", 64, 48)
+    assert not impossible.too_slow_for_lite(stylizer, catalog, "beta", 64, 48)  # no beta-fast: lite it is
+    assert catalog.network_info("alpha", lite=True, fast=True).architecture == "fast"

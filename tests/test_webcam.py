@@ -417,6 +417,9 @@ def test_paint_size_is_full_where_the_network_keeps_up_and_pinned_where_asked():
     clock = FakeClock()
     paint = PaintSizeController((640, 480), 30, clock=clock)
     assert set(run_frames(paint, area_cost(20), 30 * 10, clock)) == {(640, 480)}
+    # A network a little slower than the target (36 ms a frame: 28 fps) keeps painting at the full size
+    paint = PaintSizeController((640, 480), 30, clock=clock)
+    assert set(run_frames(paint, area_cost(36), 30 * 10, clock)) == {(640, 480)}
     pinned = PaintSizeController((640, 480), 30, pinned=(320, 240), clock=clock)
     assert set(run_frames(pinned, area_cost(500), 30 * 10, clock)) == {(320, 240)}
     assert pinned.describe() == "paint 320x240 -> 640x480 (pinned)"

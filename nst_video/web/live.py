@@ -7,8 +7,9 @@ Protocol (all JSON text messages have a "type"):
   server -> page  text   {"type": "ready", "style", "styles", "max_size"} once; {"type": "settings", ...} after
                          a change; {"type": "frame", "style", "network", "network_ms", "width", "height",
                          "paint", "dropped"} right before each stylized frame ("paint": the size the network
-                         painted at, WxH, chosen to hold LIVE_FPS as the webcam's is) ("network": "lite" where a CPU
-                         server runs the style's lite network for live frames); {"type": "busy",
+                         painted at, WxH, chosen to hold LIVE_FPS as the webcam's is) ("network": "lite" or
+                         "fast" where a CPU server runs the style's lite or fast network for live frames);
+                         {"type": "busy",
                          "retry_after_ms"} when the worker is full;
                          {"type": "error", "message"} for a bad setting, with "frame": true for a frame
                          that could not be stylized (the connection stays open)
@@ -34,6 +35,7 @@ from nst_video.paint_size import PaintSizeController
 from nst_video.web.catalog import StyleCatalog, use_style
 from nst_video.web.httperrors import ApiError
 from nst_video.web.worker import Busy, DeviceWorker
+from nst_video.webcam_loop import too_slow
 
 JPEG_QUALITY = 85
 LIVE_FPS = 24.0  # the frame rate a live session's paint size is chosen to hold (a round trip is on top of it)
@@ -177,13 +179,13 @@ def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: Live
     back up with the frame's detail, as the webcam does), encode one frame."""
     started = time.perf_counter()
     image = load_image(io.BytesIO(frame), max_size=settings.max_size, name="frame")
-    # On a CPU a full network is not real time (docs/cpu-runtimes.md): live frames use the style's lite network
-    # where one is installed, or its fast one where the CPU computes in fp32, as the webcam does; images and
-    # videos keep the full one.
-    lite = stylizer.device.type == "cpu"
-    fast = lite and stylizer.runtime.computes_in == "fp32"
-    use_style(stylizer, catalog, settings.style, settings.strength, settings.preserve_color, lite, fast)
     height, width = image.rgb.shape[:2]
+    # On a CPU a full network is not real time (docs/cpu-runtimes.md): live frames use the style's lite network
+    # where one is installed, or its fast one where the lite one is timed too slow, as the webcam does; images
+    # and videos keep the full one.
+    lite = stylizer.device.type == "cpu"
+    fast = lite and paint is not None and paint.too_slow_for_lite(stylizer, catalog, settings.style, width, height)
+    use_style(stylizer, catalog, settings.style, settings.strength, settings.preserve_color, lite, fast)
     controller = paint.for_size(width, height) if paint else None
     painted = controller.size if controller else (width, height)
     network_started = time.perf_counter()
@@ -199,11 +201,24 @@ def _stylize_frame(stylizer, catalog: StyleCatalog, frame: bytes, settings: Live
 
 
 class PaintSizes:
-    """A live session's paint size (nst_video/paint_size.py), chosen anew when the page's frames change size."""
+    """A live session's paint size (nst_video/paint_size.py), chosen anew when the page's frames change size, and
+    for each style and frame size whether its lite network is too slow (then its fast one paints)."""
 
     def __init__(self, target_fps: float = LIVE_FPS):
         self.target_fps = target_fps
         self.controller: PaintSizeController | None = None
+        self._lite_too_slow: dict[tuple[str, int, int], bool] = {}
+
+    def too_slow_for_lite(self, stylizer, catalog: StyleCatalog, style: str, width: int, height: int) -> bool:
+        """Whether `style` has a fast network and its lite one cannot hold the target frame rate at the frame's
+        full size: timed on this worker once per style and size (webcam_loop.too_slow, the webcam's measure)."""
+        key = (style, width, height)
+        if key not in self._lite_too_slow:
+            lite = catalog.network_info(style, lite=True)
+            has_fast = catalog.network_info(style, lite=True, fast=True) is not lite
+            self._lite_too_slow[key] = has_fast and too_slow(stylizer, (lite, catalog.model(style, lite=True)),
+                                                             (width, height), self.target_fps)
+        return self._lite_too_slow[key]
 
     def for_size(self, width: int, height: int) -> PaintSizeController:
         if self.controller is None or self.controller.window != (width, height):

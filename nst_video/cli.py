@@ -150,11 +150,11 @@ def stylizer_options(func):
     @functools.wraps(func)
     def wrapper(*args, style, device, fp16, strength, preserve_color, batch_size, backend, threads, precision,
                 **kwargs):
-        def make_stylizer():
-            from nst_video.stylizer import Stylizer
-            return Stylizer.from_style(style, device=device, fp16=fp16, strength=strength,
-                                       preserve_color=preserve_color, batch_size=batch_size, backend=backend,
-                                       threads=threads, precision=precision)
+        from nst_video.stylizer import StylizerSettings  # plain data; torch loads with the module, as before
+
+        make_stylizer = StylizerSettings(style, device=device, fp16=fp16, strength=strength,
+                                         preserve_color=preserve_color, batch_size=batch_size, backend=backend,
+                                         threads=threads, precision=precision)
         return func(*args, make_stylizer=make_stylizer, **kwargs)
     return wrapper
 
@@ -198,15 +198,16 @@ def picture_options(default_scale: str):
                            "memory).")
         @functools.wraps(func)
         def wrapper(*args, style_scale, max_memory, make_stylizer, **kwargs):
-            def make_sized_stylizer():
-                stylizer = make_stylizer()
-                stylizer.style_scale = style_scale
-                if max_memory is not None:
-                    stylizer.max_memory = max_memory
-                return stylizer
-            return func(*args, make_stylizer=make_sized_stylizer, **kwargs)
+            import dataclasses
+            return func(*args, make_stylizer=dataclasses.replace(make_stylizer, style_scale=style_scale,
+                                                                 max_memory=max_memory), **kwargs)
         return wrapper
     return decorate
+
+
+CLUSTER_HELP = ("Spread the job over a Ray cluster (pip install 'nst-video[cluster]'): HOST:PORT, ray://HOST:PORT, "
+                "auto ($RAY_ADDRESS or the cluster running here) or local:N (N local CPUs). Each task takes "
+                "--threads CPUs (default 1). See docs/cluster.md.")
 
 
 @main.command()
@@ -216,7 +217,8 @@ def picture_options(default_scale: str):
 @click.option("--format", "out_format", help="Extension for outputs written into a folder (default: the input's).")
 @stylizer_options
 @picture_options(default_scale="auto")
-def image(inputs, output, max_size, out_format, make_stylizer):
+@click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
+def image(inputs, output, max_size, out_format, make_stylizer, cluster):
     """Stylize still images: files, folders (recursive) and glob patterns.
 
     \b
@@ -233,7 +235,11 @@ def image(inputs, output, max_size, out_format, make_stylizer):
             raise NstError("no output given: nst-video image INPUT... -o OUTPUT (or INPUT OUTPUT)")
         output = inputs.pop()
     jobs = plan_outputs(inputs, Path(output), out_format)
-    failures = run_images(jobs, make_stylizer(), max_size)
+    if cluster:
+        from nst_video.cluster import run_images_on_cluster
+        failures = run_images_on_cluster(cluster, jobs, make_stylizer, max_size)
+    else:
+        failures = run_images(jobs, make_stylizer(), max_size)
     if failures:
         raise NstError(f"{failures} of {len(jobs)} image(s) failed")
 
@@ -336,8 +342,9 @@ class Seconds(click.ParamType):
                                                "it were live (default: as fast as they are made).")
 @stylizer_options
 @picture_options(default_scale="1")
+@click.option("--cluster", metavar="ADDRESS", help=CLUSTER_HELP)
 def video(input_path, output, start, duration, max_size, temporal, codec, crf, preset, no_audio, stream, realtime,
-          make_stylizer):
+          make_stylizer, cluster):
     """Stylize a video file; frame rate, timestamps, rotation and audio are kept.
 
     \b
@@ -346,6 +353,7 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
       nst-video video film.mkv preview.mp4 --start 1:30 --duration 3 --max-size 480
       nst-video video 4k.mp4 out.mp4 --style-scale auto --max-memory 4G   (1 MP strokes, in tiles if need be)
       nst-video video in.mp4 --stream udp://127.0.0.1:5000 --realtime      (played live: ffplay that URL)
+      nst-video video film.mkv out.mp4 --cluster auto                       (on a Ray cluster: docs/cluster.md)
     Ctrl-C (or SIGTERM, SIGHUP) stops early and keeps a playable file of the frames done so far.
     """
     from nst_video.video_job import check_paths, run_video
@@ -354,7 +362,15 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
         raise click.UsageError("no output: give OUTPUT, or --stream URL to send the frames live")
     if realtime and not stream:
         raise click.UsageError("--realtime paces a live stream: give --stream URL with it")
+    if cluster and (stream or start or duration is not None):
+        raise click.UsageError("--cluster renders whole files to OUTPUT: --stream, --start and --duration do "
+                               "not go with it")
     check_paths(input_path, output)  # before loading the model: bad paths fail at once
+    if cluster:
+        from nst_video.cluster import run_video_on_cluster
+        result = run_video_on_cluster(cluster, input_path, output, make_stylizer, temporal=temporal, codec=codec,
+                                      crf=crf, preset=preset, audio=not no_audio, max_size=max_size)
+        sys.exit(128 + result.stop_signal if result.stop_signal else 0)
     if stream:
         from nst_video.stream_out import check_stream_url
         check_stream_url(stream)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from nst_video.errors import NstError
 from nst_video.images import expand_inputs, is_image_path, load_image, save_image
@@ -51,6 +54,21 @@ def _refuse_overwrites(jobs: list[tuple[Path, Path]]) -> None:
         seen[real] = src
 
 
+def stylize_picture(source: Path | BinaryIO, stylizer: Stylizer, max_size: int | None,
+                    name: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One picture (a path, or an open binary file called `name` in messages) stylized: (RGB, alpha or None).
+    What every picture of the job goes through, on this machine or on a cluster's worker (cluster.py)."""
+    image = load_image(source, max_size=max_size, name=name)
+    return stylizer.stylize_image(image.rgb), image.alpha
+
+
+def make_output_folder(dst: Path) -> None:
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NstError(f"cannot create output folder {dst.parent}: {e.strerror or e}") from None
+
+
 def run_images(jobs: list[tuple[Path, Path]], stylizer: Stylizer, max_size: int | None) -> int:
     """Stylize each job; a failing file is reported on one line and skipped. Returns the number of failures."""
     failures = 0
@@ -59,19 +77,19 @@ def run_images(jobs: list[tuple[Path, Path]], stylizer: Stylizer, max_size: int 
         for src, dst in jobs:
             progress.update(task, status=src.name)
             try:
-                image = load_image(src, max_size=max_size)
-                styled = stylizer.stylize_image(image.rgb)
-                try:
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise NstError(f"cannot create output folder {dst.parent}: {e.strerror or e}") from None
-                save_image(dst, styled, image.alpha)
+                styled, alpha = stylize_picture(src, stylizer, max_size)
+                make_output_folder(dst)
+                save_image(dst, styled, alpha)
             except NstError as e:
                 if len(jobs) == 1:
                     raise
                 failures += 1
                 error(str(e))
             progress.advance(task)
+    report_done(jobs, failures)
+    return failures
+
+
+def report_done(jobs: list[tuple[Path, Path]], failures: int) -> None:
     if failures == 0 and len(jobs) > 1:
         say(f"wrote {len(jobs)} images to {jobs[0][1].parent}")
-    return failures

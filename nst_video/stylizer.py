@@ -11,6 +11,7 @@ runs. `style_scale` stylizes at a smaller working size and brings the result bac
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 from collections import deque
@@ -75,6 +76,28 @@ def check_style_scale(value: float | str) -> float | str:
         raise NstError(f"style scale must be 'auto' or a number of at least 1 (1 = the network's own stroke "
                        f"size at full resolution), not {value!r}")
     return scale
+
+
+@dataclass(frozen=True)
+class StylizerSettings:
+    """What a Stylizer is made from, as plain data: the commands' options, called to make the Stylizer; and
+    what a cluster's workers are sent to make the same one there (cluster.py), from a copy of the style file."""
+    style: str
+    device: str = "auto"
+    fp16: bool = False
+    strength: float = 1.0
+    preserve_color: bool = False
+    batch_size: int | None = None
+    backend: str = "auto"
+    threads: int | None = None
+    precision: str = "auto"
+    style_scale: float | str = 1.0
+    max_memory: int | None = None
+
+    def __call__(self, style_file=None) -> "Stylizer":
+        """The Stylizer; `style_file`: this style's file at another path (a worker's copy)."""
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "style"}
+        return Stylizer.from_style(str(style_file or self.style), **options)
 
 
 class Stylizer:

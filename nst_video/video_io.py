@@ -605,7 +605,7 @@ class VideoSink:
             self.abort()
             return
         try:
-            self._mux_video(self.stream.encode(None))
+            self._flush_video()
             if self.audio:  # cut where the video ends: after a stop, and for a segment
                 cut = not complete or self.audio_start is not None
                 self.audio.finish(float(self.end_pts * self.time_base) if cut else None)
@@ -618,6 +618,10 @@ class VideoSink:
             if isinstance(e, (av.FFmpegError, OSError)):
                 raise NstError(f"{self.path}: cannot finish writing ({reason(e)})") from None
             raise
+
+    def _flush_video(self) -> None:
+        """The frames the encoder still holds."""
+        self._mux_video(self.stream.encode(None))
 
     def abort(self) -> None:
         """Drop everything: close quietly and delete the temporary file."""

@@ -72,7 +72,7 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
               quiet: bool = False, start: float = 0.0, duration: float | None = None,
               max_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
               cancel: threading.Event | None = None, stream: str | None = None,
-              realtime: bool = False) -> VideoJobResult:
+              realtime: bool = False, drop_frames: int = 0, warmup_frames: int = 0) -> VideoJobResult:
     """Stylize the video file `src` (or `duration` seconds of it from `start`, timed from 0 in the output)
     into `dst`, its long side capped at `max_size`. Returns what was written; after a stop signal, a shorter
     but complete file (interrupted=True).
@@ -82,7 +82,11 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
     stops the job before its next frame, like a stop signal: what was done is finalised, interrupted=True.
 
     `stream` (a URL: stream_out.py) also sends the frames live, each at its time in the file with
-    `realtime`; `dst` may then be None (streamed only)."""
+    `realtime`; `dst` may then be None (streamed only).
+
+    For one segment of a longer job (cluster.py): the first `drop_frames` frames are decoded and dropped (the
+    rest of the keyframe's group before the segment), the next `warmup_frames` stylized and blended but not
+    written, so `--temporal` starts the segment warm."""
     src, dst = Path(src), Path(dst) if dst is not None else None
     check_paths(src, dst)
     target = None
@@ -108,7 +112,8 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
             raise
         sink = sinks[0] if len(sinks) == 1 else _Tee(sinks)
         try:
-            pipeline = _Pipeline(source, sink, stylizer, TemporalBlender.for_video_files(temporal), cancel)
+            pipeline = _Pipeline(source, sink, stylizer, TemporalBlender.for_video_files(temporal), cancel,
+                                 drop_frames, warmup_frames)
             bar = progress_bar("fps")
             bar.disable = not show_progress
             with bar as progress:
@@ -197,9 +202,10 @@ class _Pipeline:
     QUEUE_BATCHES = 2  # each queue holds this many batches: enough to ride out a slow frame, little memory
 
     def __init__(self, source: VideoSource, sink: VideoSink, stylizer: Stylizer, blender: TemporalBlender,
-                 cancel: threading.Event | None = None):
+                 cancel: threading.Event | None = None, drop_frames: int = 0, warmup_frames: int = 0):
         self.source, self.sink, self.stylizer, self.blender = source, sink, stylizer, blender
         self.cancel = cancel
+        self.drop_frames, self.warmup_frames = drop_frames, warmup_frames
         size = self.QUEUE_BATCHES * stylizer.batch_size + 1
         self.decoded: queue.Queue = queue.Queue(maxsize=size)
         self.stylized: queue.Queue = queue.Queue(maxsize=size)
@@ -242,10 +248,15 @@ class _Pipeline:
 
     def _stylize(self) -> None:
         waiting: deque[DecodedFrame] = deque()  # frames handed to the Stylizer, in order, for pts and the blender
+        warming = self.warmup_frames
         for batch in self.stylizer.stylize_stream(self._batches(waiting)):
             for styled in batch:
                 frame = waiting.popleft()
-                self._hand_over((self.blender(frame.rgb, styled), frame.pts, frame.duration))
+                blended = self.blender(frame.rgb, styled)
+                if warming:  # only the blender's state was wanted
+                    warming -= 1
+                    continue
+                self._hand_over((blended, frame.pts, frame.duration))
 
     def _batches(self, waiting: deque[DecodedFrame]):
         batch = []
@@ -296,7 +307,9 @@ class _Pipeline:
 
     def _decode(self) -> None:
         try:
-            for frame in self.source:
+            for index, frame in enumerate(self.source):
+                if index < self.drop_frames:
+                    continue
                 if not self._put_decoded(frame):
                     return
             self._put_decoded(_END)

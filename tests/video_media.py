@@ -29,11 +29,13 @@ def picture(i: int, height: int, width: int) -> np.ndarray:
 def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 12, rate: Fraction = NTSC,
               pts: list[int] | None = None, time_base: Fraction | None = None, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = "aac", rotation: int | None = None,
-              duration_s: float | None = None, beeps: list[float] | None = None, pictures=picture) -> Path:
+              duration_s: float | None = None, beeps: list[float] | None = None, pictures=picture,
+              keyint: int | None = None) -> Path:
     """A clip of `frames` pictures at `rate` (or at explicit `pts` in `time_base`: variable frame rate),
     with a sine-wave audio track in codec `audio` (None: silent), optionally with rotation metadata. With
     `beeps` (seconds) the audio is silence with a short tone starting at each of those times instead.
-    `pictures(i, height, width)` draws frame i (default: `picture`)."""
+    `pictures(i, height, width)` draws frame i (default: `picture`); `keyint`: a keyframe every that many
+    frames (the encoder's default: one at the start of a short clip)."""
     time_base = time_base or 1 / rate
     pts = pts if pts is not None else list(range(frames))
     with av.open(str(path), "w") as container:
@@ -42,6 +44,8 @@ def make_clip(path: Path, width: int = 64, height: int = 48, frames: int = 12, r
         video.time_base = video.codec_context.time_base = time_base
         if codec in ("libx264", "libx265"):
             video.codec_context.options = {"preset": "ultrafast", "crf": "12"}
+        if keyint:
+            video.codec_context.gop_size = keyint
         if rotation is not None:
             video.set_display_rotation(rotation)
         sound = None

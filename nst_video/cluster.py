@@ -1,0 +1,376 @@
+"""`--cluster`: the video and image jobs spread over a Ray cluster (the optional extra `nst-video[cluster]`).
+
+Each Ray task runs the one-machine job's own code on its part: a video segment goes through `run_video`, a
+picture through the image job's `stylize_picture`. Nothing assumes a shared filesystem: the style file is put
+in Ray's object store once (each worker process builds its Stylizer from it once, and keeps it for its next
+tasks), segments and pictures travel in as bytes and come back as encoded bytes. The driver cuts the input
+at keyframes (segments.py), joins the encoded segments by stream copy with the input's timestamps and audio,
+and shows one progress bar for the whole job.
+
+Faults: a task whose worker dies runs again elsewhere, as does one that raised (Ray's retries, up to
+TASK_RETRIES more tries); a segment failing on every try fails the job, naming it, and nothing is left under
+the final name. A stop signal on the driver cancels the tasks and keeps, like `video` on one machine, a
+playable file of the segments done from the start (or nothing)."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import re
+import signal
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from nst_video import report
+from nst_video.errors import NstError
+from nst_video.image_job import make_output_folder, report_done, stylize_picture
+from nst_video.images import encode_image
+from nst_video.progress import progress_bar
+from nst_video.stylizer import StylizerSettings
+from nst_video.video_job import VideoJobResult, report_result, run_video
+
+EXTRA = "pip install 'nst-video[cluster]'"
+TASK_RETRIES = 2             # more tries for a task, on another worker where its worker died
+SEGMENTS_PER_SLOT = 3        # segments per task slot: the slots stay busy to the end, and a retry redoes little
+MIN_SEGMENT_SECONDS = 1.0    # shorter segments cost more in start-up and warm-up than they spread
+WARMUP_SECONDS = 1.0         # --temporal: stylized before a segment to warm its state, then dropped
+IMAGES_IN_FLIGHT_PER_SLOT = 2  # pictures read into the object store ahead of the workers, per slot
+CONNECT_TIMEOUT = 5.0        # seconds to reach a cluster's address before calling it unreachable
+LOCAL_OBJECT_STORE = 512 * 2**20  # local:N: segments and pictures in flight fit; more spills to disk
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise NstError(f"--cluster needs Ray, which is not installed: {EXTRA}") from None
+    return ray
+
+
+@contextlib.contextmanager
+def connect(address: str):
+    """Ray, connected to the cluster at `address` (`auto`: $RAY_ADDRESS or the one running here; `local:N`:
+    a new cluster of N CPUs on this machine, on loopback, stopped at the end; else HOST:PORT or
+    ray://HOST:PORT), and shut down on leaving."""
+    ray = _import_ray()
+    local = re.fullmatch(r"local:(\d+)", address.strip())
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if local:
+            ray.init(num_cpus=int(local.group(1)), _node_ip_address="127.0.0.1",
+                     object_store_memory=LOCAL_OBJECT_STORE, **quiet)
+        elif address.strip() == "auto":
+            ray.init(address="auto", **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+        else:
+            _check_reachable(address)
+            ray.init(address=address, **{k: v for k, v in quiet.items() if k != "include_dashboard"})
+    except NstError:
+        raise
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+        raise NstError(f"--cluster {address}: cannot connect to a Ray cluster ({str(e).splitlines()[0]})") from None
+    _route_ray_messages()
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _route_ray_messages() -> None:
+    """Ray's driver prints the cluster's error messages (a task retried, a worker lost) straight to stderr from
+    a thread of its own, which would tear the progress bar apart: each goes through report.warn instead, on
+    one line (what happened, and why)."""
+    with contextlib.suppress(ImportError):
+        import ray._private.worker as ray_driver
+        if hasattr(ray_driver, "print_to_stdstream"):
+            def warn(data, ignore_prefix: bool = False) -> None:
+                for message in data.get("lines", []):
+                    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+                    if lines:
+                        report.warn("ray: " + (lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"))
+            ray_driver.print_to_stdstream = warn
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds where nothing answers at the address (Ray itself waits minutes)."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
+    if not match:
+        raise NstError(f"--cluster {address}: not a cluster address; give HOST:PORT, ray://HOST:PORT, auto or "
+                       "local:N")
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise NstError(f"--cluster {address}: cannot reach a Ray cluster there ({why})") from None
+
+
+def _task_slots(ray, cpus_per_task: int) -> int:
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < cpus_per_task:
+        raise NstError(f"the Ray cluster has {cpus} CPU(s), and each task needs {cpus_per_task} (--threads): no "
+                       "CPU for the job")
+    return cpus // cpus_per_task
+
+
+# --- the style, shipped once ---
+
+
+@dataclass(frozen=True)
+class _ShippedStyle:
+    """The style file in the object store (inside a list, so Ray hands the reference over unresolved: a worker
+    that has built this Stylizer already does not fetch the weights again), and how to build the Stylizer."""
+    key: str
+    name: str
+    weights: list
+    settings: StylizerSettings
+
+
+def _ship_style(ray, settings: StylizerSettings, threads: int) -> _ShippedStyle:
+    from nst_video.styles import StyleRegistry, read_info
+
+    path = StyleRegistry().resolve(settings.style)
+    read_info(path)  # a broken style file fails here, before any task
+    data = path.read_bytes()
+    settings = StylizerSettings(**{**settings.__dict__, "threads": threads})
+    key = hashlib.sha256(data + repr(settings).encode()).hexdigest()
+    return _ShippedStyle(key, path.name, [ray.put(data)], settings)
+
+
+_stylizers: dict = {}  # per worker process: the Stylizers built, by _ShippedStyle.key
+
+
+def _stylizer(style: _ShippedStyle):
+    if style.key not in _stylizers:
+        import ray
+        with tempfile.TemporaryDirectory(prefix="nst-video-style-") as folder:
+            copy = Path(folder) / style.name
+            copy.write_bytes(ray.get(style.weights[0]))
+            _stylizers[style.key] = style.settings(copy)
+    return _stylizers[style.key]
+
+
+# --- video ---
+
+
+class _Progress:
+    """The frames each segment has written so far (a Ray actor): a retried segment starts again from 0."""
+
+    def __init__(self):
+        self.done: dict[int, int] = {}
+
+    def set(self, index: int, frames: int) -> None:
+        self.done[index] = frames
+
+    def total(self) -> int:
+        return sum(self.done.values())
+
+
+def _run_segment(style: _ShippedStyle, cut: bytes, suffix: str, drop: int, warmup: int, options: dict,
+                 progress, index: int) -> tuple[bytes, str]:
+    """A Ray task: one segment through the video job; its encoded file's bytes and what ran the network."""
+    stylizer = _stylizer(style)
+    progress.set.remote(index, 0)
+    with tempfile.TemporaryDirectory(prefix="nst-video-segment-") as folder:
+        src, dst = Path(folder) / "cut.mkv", Path(folder) / f"segment{suffix}"
+        src.write_bytes(cut)
+        last = [0.0]
+
+        def on_progress(done: int, _expected: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.25:
+                last[0] = now
+                progress.set.remote(index, done)
+        try:
+            result = run_video(src, dst, stylizer, audio=False, show_progress=False, quiet=True,
+                               drop_frames=drop, warmup_frames=warmup, on_progress=on_progress, **options)
+        except NstError as e:  # named by its place in the input, not by the worker's copy
+            raise NstError(str(e).replace(str(src), "the segment")) from None
+        progress.set.remote(index, result.frames)
+        return dst.read_bytes(), stylizer.backend
+
+
+def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerSettings, temporal: float = 0.0,
+                         codec: str | None = None, crf: int = 18, preset: str = "medium", audio: bool = True,
+                         max_size: int | None = None, show_progress: bool = True,
+                         timings: dict[str, float] | None = None) -> VideoJobResult:
+    """`run_video` over a Ray cluster: the input cut at keyframes into segments (SEGMENTS_PER_SLOT per task
+    slot, each at least MIN_SEGMENT_SECONDS), each a task; the encoded segments joined into `dst`.
+    `timings` (for benchmarks) gets the seconds spent connecting, scanning and cutting (split) and joining."""
+    from nst_video.segments import SegmentJoiner, cut_segments, plan_segments, scan_packets
+
+    started = time.perf_counter()
+    timings = {} if timings is None else timings
+    split_time = 0.0
+    scan = scan_packets(src)
+    rate = _frame_rate(scan)
+    threads = settings.threads or 1
+    split_time += time.perf_counter() - started
+    with connect(address) as ray:
+        timings["connect"] = time.perf_counter() - started - split_time
+        slots = _task_slots(ray, threads)
+        warmup = round(WARMUP_SECONDS * rate) if temporal > 0 else 0
+        plans = plan_segments(scan, slots * SEGMENTS_PER_SLOT, warmup=warmup,
+                              min_frames=max(1, round(MIN_SEGMENT_SECONDS * rate)))
+        style = _ship_style(ray, settings, threads)
+        progress = ray.remote(num_cpus=0)(_Progress).remote()
+        task = ray.remote(num_cpus=threads, max_retries=TASK_RETRIES, retry_exceptions=True)(_run_segment)
+        options = {"temporal": temporal, "codec": codec, "crf": crf, "preset": preset, "max_size": max_size}
+        refs = {}
+        cutting = time.perf_counter()
+        for plan, cut in cut_segments(scan, plans):
+            refs[task.remote(style, cut, dst.suffix, plan.drop, plan.warmup, options, progress, plan.index)] = plan
+        timings["split"] = split_time + time.perf_counter() - cutting
+        done: dict[int, bytes] = {}
+        backend = ""
+        stop_signal = None
+        bar = progress_bar("fps")
+        bar.disable = not show_progress
+        with bar as shown:
+            bar_task = shown.add_task("stylizing", total=scan.frames,
+                                      status=f"{len(plans)} segments on {slots} workers -> {dst.name}")
+            try:
+                pending = list(refs)
+                while pending:
+                    ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+                    for ref in ready:
+                        plan = refs[ref]
+                        done[plan.index], backend = _segment_result(ray, ref, plan, len(plans), scan)
+                    shown.update(bar_task, completed=ray.get(progress.total.remote()))
+            except KeyboardInterrupt as e:
+                stop_signal = getattr(e, "signum", None) or signal.SIGINT
+                for ref in refs:
+                    ray.cancel(ref, force=True)
+            except BaseException:
+                for ref in refs:
+                    ray.cancel(ref, force=True)
+                raise
+            # Stopped: the segments done from the start, in order, make a shorter but playable file.
+            joined = [plans[i] for i in range(len(plans)) if i in done and all(j in done for j in range(i))]
+            shown.update(bar_task, completed=sum(p.frames for p in joined))
+    frames = seconds = 0
+    joining = time.perf_counter()
+    if joined:
+        sink = SegmentJoiner(dst, done[0], audio_from=src if audio and scan.has_audio else None)
+        try:
+            for plan in joined:
+                frames += sink.add_segment(done[plan.index], Fraction(plan.start_pts) * scan.time_base)
+            sink.close(complete=stop_signal is None)
+        except BaseException:
+            sink.abort()
+            raise
+        seconds = float(sink.end_pts * sink.time_base)
+    timings["join"] = time.perf_counter() - joining
+    result = VideoJobResult(dst if joined else None, frames, seconds, time.perf_counter() - started,
+                            stop_signal is not None, scan.frames, stop_signal,
+                            f"{len(plans)} segments on {slots} Ray workers, {backend}")
+    if result.output is not None or result.interrupted:
+        report_result(result)
+    return result
+
+
+def _frame_rate(scan) -> float:
+    """Frames a second, from the packets' timestamps (what a segment's length in frames is measured by)."""
+    span = float((max(scan.pts) - min(scan.pts)) * scan.time_base)
+    return (scan.frames - 1) / span if span > 0 and scan.frames > 1 else 25.0
+
+
+def _segment_result(ray, ref, plan, count: int, scan):
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:
+        cause = getattr(e, "cause", None)
+        why = str(cause) if isinstance(cause, NstError) else _first_line(e)
+        begin = float(plan.start_pts * scan.time_base)
+        raise NstError(f"segment {plan.index + 1} of {count} (frames {plan.start}-{plan.end - 1}, from "
+                       f"{begin:.2f} s) failed on every try ({TASK_RETRIES + 1}): {why}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(e).__name__
+
+
+# --- images ---
+
+
+def _run_picture(style: _ShippedStyle, data: bytes, name: str, suffix: str, max_size: int | None) -> bytes:
+    """A Ray task: one picture through the image job's own steps; the encoded output's bytes."""
+    styled, alpha = stylize_picture(io.BytesIO(data), _stylizer(style), max_size, name=name)
+    out = io.BytesIO()
+    encode_image(out, styled, alpha, suffix)
+    return out.getvalue()
+
+
+def run_images_on_cluster(address: str, jobs: list[tuple[Path, Path]], settings: StylizerSettings,
+                          max_size: int | None) -> int:
+    """`run_images` over a Ray cluster: each picture a task (a window of them in flight, so a folder of
+    50,000 is never all in memory at once); outputs written here, atomically, as on one machine; a failing
+    file is reported on one line and skipped. Returns the number of failures."""
+    from nst_video.atomic import atomic_output
+
+    threads = settings.threads or 1
+    failures = 0
+    with connect(address) as ray:
+        slots = _task_slots(ray, threads)
+        style = _ship_style(ray, settings, threads)
+        task = ray.remote(num_cpus=threads, max_retries=TASK_RETRIES)(_run_picture)
+        waiting = list(jobs)
+        in_flight: dict = {}
+        with progress_bar("img/s", transient=len(jobs) == 1) as shown:
+            bar_task = shown.add_task("stylizing", total=len(jobs), status=f"on {slots} Ray workers")
+            try:
+                while waiting or in_flight:
+                    while waiting and len(in_flight) < slots * IMAGES_IN_FLIGHT_PER_SLOT:
+                        src, dst = waiting.pop(0)
+                        try:
+                            data = src.read_bytes()
+                        except OSError as e:
+                            failures += _picture_failed(NstError(f"{src}: cannot read ({e.strerror or e})"), jobs)
+                            shown.advance(bar_task)
+                            continue
+                        in_flight[task.remote(style, data, str(src), dst.suffix, max_size)] = (src, dst)
+                    if not in_flight:
+                        continue
+                    ready, _ = ray.wait(list(in_flight), num_returns=1)
+                    src, dst = in_flight.pop(ready[0])
+                    shown.update(bar_task, status=src.name)
+                    try:
+                        encoded = _picture_result(ray, ready[0])
+                        make_output_folder(dst)
+                        try:
+                            with atomic_output(dst) as tmp:
+                                tmp.write_bytes(encoded)
+                        except OSError as e:
+                            raise NstError(f"{dst}: cannot write ({e.strerror or e})") from None
+                    except NstError as e:
+                        failures += _picture_failed(e, jobs)
+                    shown.advance(bar_task)
+            except BaseException:
+                for ref in in_flight:
+                    ray.cancel(ref, force=True)
+                raise
+    report_done(jobs, failures)
+    return failures
+
+
+def _picture_result(ray, ref) -> bytes:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, NstError):
+            raise cause from None
+        raise NstError(f"failed on every try ({TASK_RETRIES + 1}): {_first_line(e)}") from None
+
+
+def _picture_failed(e: NstError, jobs: list) -> int:
+    """One picture's failure: the error itself for a single picture (as on one machine), else one line."""
+    if len(jobs) == 1:
+        raise e
+    report.error(str(e))
+    return 1

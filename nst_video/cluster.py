@@ -14,10 +14,13 @@ playable file of the segments done from the start (or nothing)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
+import os
 import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -41,6 +44,7 @@ MIN_SEGMENT_SECONDS = 1.0    # shorter segments cost more in start-up and warm-u
 WARMUP_SECONDS = 1.0         # --temporal: stylized before a segment to warm its state, then dropped
 IMAGES_IN_FLIGHT_PER_SLOT = 2  # pictures read into the object store ahead of the workers, per slot
 CONNECT_TIMEOUT = 5.0        # seconds to reach a cluster's address before calling it unreachable
+SEGMENT_FOLDER = "nst-video-segment-"  # + the worker's pid: a killed worker's folder is known as such
 LOCAL_OBJECT_STORE = 512 * 2**20  # local:N: segments and pictures in flight fit; more spills to disk
 
 
@@ -136,7 +140,7 @@ def _ship_style(ray, settings: StylizerSettings, threads: int) -> _ShippedStyle:
     path = StyleRegistry().resolve(settings.style)
     read_info(path)  # a broken style file fails here, before any task
     data = path.read_bytes()
-    settings = StylizerSettings(**{**settings.__dict__, "threads": threads})
+    settings = dataclasses.replace(settings, threads=threads)  # a task's CPUs: its network's threads
     key = hashlib.sha256(data + repr(settings).encode()).hexdigest()
     return _ShippedStyle(key, path.name, [ray.put(data)], settings)
 
@@ -175,7 +179,8 @@ def _run_segment(style: _ShippedStyle, cut: bytes, suffix: str, drop: int, warmu
     """A Ray task: one segment through the video job; its encoded file's bytes and what ran the network."""
     stylizer = _stylizer(style)
     progress.set.remote(index, 0)
-    with tempfile.TemporaryDirectory(prefix="nst-video-segment-") as folder:
+    _remove_left_behind()
+    with tempfile.TemporaryDirectory(prefix=f"{SEGMENT_FOLDER}{os.getpid()}-") as folder:
         src, dst = Path(folder) / "cut.mkv", Path(folder) / f"segment{suffix}"
         src.write_bytes(cut)
         last = [0.0]
@@ -192,6 +197,14 @@ def _run_segment(style: _ShippedStyle, cut: bytes, suffix: str, drop: int, warmu
             raise NstError(str(e).replace(str(src), "the segment")) from None
         progress.set.remote(index, result.frames)
         return dst.read_bytes(), stylizer.backend
+
+
+def _remove_left_behind() -> None:
+    """The folders of segment tasks whose worker was killed (a lost worker, a cancelled job) on this node."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SEGMENT_FOLDER}*-*"):
+        pid = folder.name.removeprefix(SEGMENT_FOLDER).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerSettings, temporal: float = 0.0,
@@ -252,6 +265,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
             # Stopped: the segments done from the start, in order, make a shorter but playable file.
             joined = [plans[i] for i in range(len(plans)) if i in done and all(j in done for j in range(i))]
             shown.update(bar_task, completed=sum(p.frames for p in joined))
+    _remove_left_behind()  # this node's, where the cancelled tasks ran here (local:N, auto)
     frames = seconds = 0
     joining = time.perf_counter()
     if joined:

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -138,6 +139,9 @@ def test_a_stop_signal_cancels_the_tasks_and_leaves_a_playable_file_or_nothing(t
     if out.exists():  # the segments done from the start
         assert 0 < probe(out).frames < CLIP_FRAMES
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["out.mp4"])  # no segment or partial file
+    left = [p for p in Path(tempfile.gettempdir()).glob("nst-video-segment-*")
+            if not Path("/proc", p.name.split("-")[3]).exists()]  # the killed workers' folders are gone too
+    assert not left
     wait_until(lambda: not _descendants(proc.pid), "the local cluster to stop", timeout=30)
 
 

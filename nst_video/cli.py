@@ -537,26 +537,44 @@ def config_options(*names: str):
 LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "content_weight", "style_weight",
                 "tv_weight", "device", "seed")
 
+nproc_option = click.option(
+    "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Train in N processes on this machine (one per GPU, or sharing the CPU cores), each on its share of "
+         "--batch-size: the same command run under torchrun (`torchrun --nproc-per-node N -m nst_video train ...`).")
+
+
+def run_training(cfg, nproc: int) -> None:
+    """train() in this process, or `--nproc N`: this same command again as N ranks under torchrun, once the
+    options and files are checked here (one error line, before N processes start)."""
+    from nst_video.signals import exit_code
+    from nst_video.training.distributed import launch, without_nproc
+    from nst_video.training.train import check_launch
+    from nst_video.training.train import train as run
+
+    if nproc > 1:
+        check_launch(cfg, nproc)
+        sys.exit(launch(nproc, without_nproc(sys.argv[1:])))
+    if run(cfg) is None:
+        sys.exit(exit_code())
+
 
 @main.command()
 @config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
                 "force", "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "motion_weight",
                 "motion_shift", "video_dir", "flow_weight", "checkpoint_interval", "sample_interval", "log_interval",
-                "amp", *LOSS_OPTIONS)
-def train(**options):
+                "amp", *LOSS_OPTIONS, "dist_backend")
+@nproc_option
+def train(nproc, **options):
     """Train a new style (Johnson et al. recipe) and write its style file.
 
     A stop signal (Ctrl-C, SIGTERM, SIGHUP) finishes the current step, saves a checkpoint and exits;
     the same command with --resume continues from it."""
     from nst_video.styles import StyleRegistry
     from nst_video.training.train import TrainConfig
-    from nst_video.training.train import train as run_training
 
     if options["init_from"]:
         options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
-    if run_training(TrainConfig(**options)) is None:
-        from nst_video.signals import exit_code
-        sys.exit(exit_code())
+    run_training(TrainConfig(**options), nproc)
 
 
 @main.command()
@@ -577,8 +595,10 @@ def train(**options):
               help="Mixed precision (bfloat16 on a CPU, FP16 on a GPU).")
 @config_options("content_dir", "style_image", "output", "title", "credit", "checkpoint_dir", "resume", "init_from",
                 "num_workers", "motion_weight", "motion_shift", "video_dir", "flow_weight", "checkpoint_interval",
-                "sample_interval", "log_interval", "vgg_weights", "batch_size", "lr", "tv_weight", "device", "seed")
-def distill(teacher, name, force, **options):
+                "sample_interval", "log_interval", "vgg_weights", "batch_size", "lr", "tv_weight", "device", "seed",
+                "dist_backend")
+@nproc_option
+def distill(teacher, name, force, nproc, **options):
     """Train a small, fast style from a full one: the teacher's outputs are the targets, beside the perceptual
     loss against the painting. Resumable and stoppable like `train`.
 
@@ -587,14 +607,10 @@ def distill(teacher, name, force, **options):
     """
     from nst_video.styles import StyleRegistry
     from nst_video.training.distill import distill_config
-    from nst_video.training.train import train as run_training
 
     if options["init_from"]:
         options["init_from"] = str(StyleRegistry().resolve(options["init_from"]))
-    cfg = distill_config(teacher, name, force=force, **options)
-    if run_training(cfg) is None:
-        from nst_video.signals import exit_code
-        sys.exit(exit_code())
+    run_training(distill_config(teacher, name, force=force, **options), nproc)
 
 
 @main.command()

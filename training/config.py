@@ -35,6 +35,8 @@ def setting(default=MISSING, help: str = "", min: float | None = None, min_open:
 MAX_SEED = 2**32 - 1
 # Each data loading process is a Python with torch loaded: hundreds of them are a machine out of memory.
 MAX_WORKERS = 64
+# How the processes of a run under torchrun (or --nproc) exchange gradients (training/distributed.py).
+DIST_BACKENDS = ("auto", "gloo", "nccl")
 
 
 @dataclass
@@ -89,6 +91,8 @@ class TrainConfig:
                         "AVX512-BF16); Grams and loss sums stay fp32.")
     device: str = setting("auto", "auto, cpu, cuda or mps.")
     seed: int = setting(42, min=0, max=MAX_SEED)
+    dist_backend: str = setting("auto", "Several processes (torchrun, --nproc): how they average gradients. auto: "
+                                "nccl on CUDA GPUs, gloo on the CPU.", choices=DIST_BACKENDS)
 
     @property
     def checkpoint_path(self) -> Path:

@@ -77,20 +77,26 @@ class ContentImages(torch.utils.data.Dataset):
 
 
 class StepBatches(torch.utils.data.Sampler):
-    """Yields [(step, 0), ..., (step, B-1)] for step = start, start+1, ... up to max_steps."""
+    """Yields [(step, slot) for slot in slots] for step = start, start+1, ... up to max_steps. `slots`: all B
+    of the global batch in one process; a rank's share of them under torchrun (training/distributed.py), so the
+    ranks together draw exactly what one process draws (as DistributedSampler would, but per step, which keeps
+    batches a function of (seed, step) for --resume)."""
 
-    def __init__(self, start_step: int, max_steps: int, batch_size: int):
-        self.start, self.stop, self.batch_size = start_step, max_steps, batch_size
+    def __init__(self, start_step: int, max_steps: int, slots: range):
+        self.start, self.stop, self.slots = start_step, max_steps, slots
 
     def __iter__(self):
         for step in range(self.start, self.stop):
-            yield [(step, slot) for slot in range(self.batch_size)]
+            yield [(step, slot) for slot in self.slots]
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
 
-def content_loader(dataset: ContentImages, start_step: int, max_steps: int, num_workers: int):
-    return torch.utils.data.DataLoader(dataset, batch_sampler=StepBatches(start_step, max_steps, dataset.batch_size),
+def content_loader(dataset: ContentImages, start_step: int, max_steps: int, num_workers: int,
+                   share: slice = slice(None)):
+    """Batches of the steps from `start_step`; `share`: the slots of each global batch this process takes."""
+    slots = range(dataset.batch_size)[share]
+    return torch.utils.data.DataLoader(dataset, batch_sampler=StepBatches(start_step, max_steps, slots),
                                        num_workers=num_workers, persistent_workers=False,
                                        pin_memory=torch.cuda.is_available())

@@ -6,13 +6,18 @@
 Hardening: mixed precision on GPU (Grams and sums in fp32), gradient clipping, a guard that keeps NaN/Inf
 away from the weights (skip; on repeats halve the lr and roll back to the last good checkpoint), atomic
 checkpoints with everything needed to continue exactly, and a stop signal (Ctrl-C, SIGTERM, SIGHUP) that
-finishes the step and saves before leaving. `diagnose` runs the same build() and guarded_step()."""
+finishes the step and saves before leaving. `diagnose` runs the same build() and guarded_step().
+
+Several processes or GPUs (torchrun, `--nproc`): the same loop on each rank, with its share of every step's
+batch, the gradients averaged by DistributedDataParallel and rank 0 alone writing (training/distributed.py); a
+plain run is world size 1 of it."""
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
@@ -29,7 +34,8 @@ from nst_video.signals import StopFlag, signal_name
 from nst_video.styles import StyleInfo, check_new_style, load_model, load_style, save_style
 from nst_video.stylizer import pick_device
 from nst_video.training.config import TrainConfig
-from nst_video.training.data import ContentImages, content_loader, load_rgb_tensor
+from nst_video.training.data import ContentImages, content_loader, find_images, load_rgb_tensor
+from nst_video.training.distributed import Ranks, check_world, join
 from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
 from nst_video.training.video_pairs import VideoPairs
 
@@ -50,6 +56,8 @@ class Session:
     loss_net: PerceptualLoss
     dataset: ContentImages
     videos: VideoPairs | None  # frame pairs for the flow term
+    ranks: Ranks = field(default_factory=Ranks)  # this process among the training processes (one: a plain run)
+    net: torch.nn.Module | None = None  # the model as trained: wrapped in DistributedDataParallel on several ranks
 
 
 @dataclass
@@ -85,11 +93,13 @@ def init_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
 
 
 def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Path | None = None,
-          vgg_state: dict[str, torch.Tensor] | None = None) -> Session:
+          vgg_state: dict[str, torch.Tensor] | None = None, ranks: Ranks | None = None) -> Session:
     """Networks, optimiser, loss network (with the style's Grams cached) and content photos. `content_dir` and
-    `vgg_state` override the config's folder and weights file (diagnose has them at hand already)."""
+    `vgg_state` override the config's folder and weights file (diagnose has them at hand already); `ranks`: the
+    training processes (default: this one alone)."""
     check_config(cfg)
-    device = device or pick_device(cfg.device)
+    device = ranks.device if ranks else device or pick_device(cfg.device)
+    ranks = ranks or Ranks(device=device, batch_size=cfg.batch_size)
     use_amp = cfg.amp and device.type in ("cuda", "cpu")
     torch.manual_seed(cfg.seed)
     if cfg.architecture not in ARCHITECTURES:
@@ -107,19 +117,22 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
                    torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda"), loss_net,
                    ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed),
                    VideoPairs(Path(cfg.video_dir), cfg.image_size, cfg.batch_size, cfg.seed)
-                   if cfg.flow_weight > 0 else None)
+                   if cfg.flow_weight > 0 else None, ranks, ranks.wrap(model))
 
 
 def random_motion(images: torch.Tensor, max_shift: float, max_turn_degrees: float = 2.0, max_scale: float = 0.02,
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                  seed: int = 0, share: slice = slice(None), total: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """A random small camera motion per image of the batch (shift up to `max_shift` pixels, turn, zoom) as a
     sampling grid for `moved_by`, and the (N, 1, H, W) mask of the pixels that have a source in the picture.
     Synthetic motion stands in for video: the network learns to move its texture along with what it paints
     (after Wang et al., "Consistent video style transfer via compound regularization", AAAI 2020). The motions
-    are a function of `seed` (training passes its seed and the step, so a resumed run draws the same ones)."""
+    are a function of `seed` (training passes its seed and the step, so a resumed run draws the same ones).
+    `images` may be the `share` of a batch of `total` (a rank's, under torchrun): the motions are drawn for the
+    whole batch and each image gets the one it would get in one process."""
     n, _, h, w = images.shape
     g = torch.Generator().manual_seed(seed)
-    uniform = lambda: torch.rand(n, generator=g) * 2 - 1  # noqa: E731
+    uniform = lambda: (torch.rand(total or n, generator=g) * 2 - 1)[share]  # noqa: E731
     turn = uniform() * math.radians(max_turn_degrees)
     scale = 1 + uniform() * max_scale
     # affine_grid works in [-1, 1] units: a shift of p pixels is 2p / size.
@@ -139,10 +152,10 @@ def moved_by(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: int = 0) -> StepOutcome:
     """One optimiser step on a batch (the `step`-th: it picks the random motions); nothing non-finite reaches
     the weights. `poison` makes the loss NaN (fault injection for the tests of this guard)."""
-    cfg = s.cfg
+    cfg, net, ranks = s.cfg, s.net or s.model, s.ranks
     half = torch.float16 if s.device.type == "cuda" else torch.bfloat16
     with torch.autocast(s.device.type, dtype=half, enabled=s.use_amp):
-        output = s.model(content)
+        output = net(content)
         terms = s.loss_net(output, content)
         if s.teacher is not None:
             with torch.no_grad():
@@ -150,30 +163,39 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: 
             terms["distill"] = cfg.distill_weight * torch.nn.functional.mse_loss(output.float(), target.float())
             terms["total"] = terms["total"] + terms["distill"]
         if cfg.stability_weight > 0:
-            noised = s.model(content + cfg.stability_noise * torch.randn_like(content))
+            noised = net(content + cfg.stability_noise * torch.randn_like(content))
             terms["stability"] = cfg.stability_weight * torch.nn.functional.mse_loss(noised.float(), output.float())
             terms["total"] = terms["total"] + terms["stability"]
         if cfg.motion_weight > 0:
             # A seed per (run seed, step): the same motions after --resume, different ones every step.
-            grid, inside = random_motion(content, cfg.motion_shift, seed=cfg.seed * 1_000_003 + step)
-            moved = s.model(moved_by(content, grid))
+            grid, inside = random_motion(content, cfg.motion_shift, seed=cfg.seed * 1_000_003 + step,
+                                         share=ranks.share, total=cfg.batch_size)
+            moved = net(moved_by(content, grid))
             difference = (moved.float() - moved_by(output.float(), grid)) ** 2 * inside
-            terms["motion"] = cfg.motion_weight * difference.sum() / (inside.sum() * output.shape[1]).clamp(min=1)
+            # Divided by the ranks' mean pixel count, the ranks' mean of this term is the one-process term.
+            pixels = ranks.mean(inside.sum() * output.shape[1]).clamp(min=1)
+            terms["motion"] = cfg.motion_weight * difference.sum() / pixels
             terms["total"] = terms["total"] + terms["motion"]
         if s.videos is not None:
             # The warping error itself, on real consecutive frames: output t vs output t-1 moved along the
             # input's flow, where that flow is trusted (video_pairs.py).
-            prev, cur, grid, mask = (x.to(s.device) for x in s.videos.batch(step))
-            outputs = s.model(torch.cat([prev, cur])).float()
+            prev, cur, grid, mask = (x[ranks.share].to(s.device) for x in s.videos.batch(step))
+            outputs = net(torch.cat([prev, cur])).float()
             warped = moved_by(outputs[: len(prev)], grid)
             difference = (outputs[len(prev):] - warped) ** 2 * mask
-            terms["flow"] = cfg.flow_weight * difference.sum() / (mask.sum() * outputs.shape[1]).clamp(min=1)
+            pixels = ranks.mean(mask.sum() * outputs.shape[1]).clamp(min=1)  # as for the motion term
+            terms["flow"] = cfg.flow_weight * difference.sum() / pixels
             terms["total"] = terms["total"] + terms["flow"]
     loss = terms["total"] * float("nan") if poison else terms["total"]
+    # The terms averaged over the ranks (each a mean over its share of the batch: together the one-process
+    # value), before backward: a non-finite loss on any rank makes every rank skip the step.
+    names = list(terms)
+    means = ranks.mean(torch.stack([loss.detach().float() if k == "total" else terms[k].detach().float()
+                                    for k in names]))
     s.optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
+    if not torch.isfinite(means).all():
         return StepOutcome({}, float("nan"), "non-finite loss")
-    s.scaler.scale(loss).backward()
+    s.scaler.scale(loss).backward()  # DistributedDataParallel averages the gradients over the ranks here
     s.scaler.unscale_(s.optimizer)
     # Adam is invariant to the gradient's scale, so clipping only stops single bad batches from throwing the
     # weights far; the norm returned is the one before clipping.
@@ -187,26 +209,39 @@ def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: 
     else:
         problem = "non-finite gradient"
     s.optimizer.zero_grad(set_to_none=True)
-    return StepOutcome({k: v.item() for k, v in terms.items()}, grad_norm, problem)
+    return StepOutcome(dict(zip(names, means.tolist(), strict=True)), grad_norm, problem)
 
 
 def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
     """Run (or continue) training. Returns the style file, or None when stopped early by a stop signal.
-    `poison_steps`: steps whose loss is made NaN, once each (for the tests of the guard)."""
-    check_new_style(cfg.name, cfg.output_path, replace=cfg.resume or cfg.force)  # before any work
-    s = build(cfg)
+    `poison_steps`: steps whose loss is made NaN, once each (for the tests of the guard). Under torchrun this
+    process is one rank of several (training/distributed.py); alone it is the only one."""
+    with join(cfg.device, cfg.dist_backend, cfg.batch_size) as ranks:
+        check_start(cfg)  # before any work
+        return _train(cfg, ranks, set(poison_steps))
+
+
+def _train(cfg: TrainConfig, ranks: Ranks, poison: set[int]) -> Path | None:
+    s = build(cfg, ranks=ranks)
     ckpt_path = cfg.checkpoint_path
-    if cfg.force and not cfg.resume and ckpt_path.exists():
+    if cfg.force and not cfg.resume and ckpt_path.exists() and ranks.main:
         ckpt_path.unlink()  # start afresh: the old run is what --force replaces (after build() checked the rest)
     step, lr, skipped = _resume_or_start(s, ckpt_path)
-    sample_photos = _fixed_sample_photos(s.dataset, cfg.image_size)
+    main = ranks.main  # the one rank that writes: checkpoints, samples, logs, the style file
+    sample_photos = _fixed_sample_photos(s.dataset, cfg.image_size) if main else None
     log_file = ckpt_path.parent / "log.jsonl"
-    writer = _tensorboard(ckpt_path.parent)
+    writer = _tensorboard(ckpt_path.parent) if main else None
     workers = cfg.num_workers if cfg.num_workers >= 0 else (4 if s.device.type == "cuda" else 0)
-    poison = set(poison_steps)
+
+    def log(record: dict) -> None:
+        if main:
+            _log(log_file, record)
 
     def save_checkpoint():
-        _save_checkpoint(ckpt_path, s, step, lr, skipped)
+        nonlocal skipped
+        skipped = ranks.union(skipped)  # every rank comes here at the same steps
+        if main:
+            _save_checkpoint(ckpt_path, s, step, lr, skipped)
 
     def on_stop(signum):
         progress.console.print(f"[yellow]{signal_name(signum)}: saving a checkpoint after this step "
@@ -215,16 +250,17 @@ def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
     bad_in_a_row, rollbacks, started, first_step = 0, 0, time.time(), step
     with progress_bar("it/s") as progress, StopFlag(on_stop) as stop:
         task = progress.add_task(f"training {cfg.name}", total=cfg.max_steps, completed=step, status="")
-        batches = iter(content_loader(s.dataset, step, cfg.max_steps, workers))
-        while step < cfg.max_steps and not stop:
+        batches = iter(content_loader(s.dataset, step, cfg.max_steps, workers, ranks.share))
+        # A signal reaches one rank, or all at slightly different moments: they agree before each step.
+        while step < cfg.max_steps and not ranks.stop_agreed(stop.requested):
             content, used = next(batches)
-            skipped |= _skipped_indices(s.dataset, step, used)
+            skipped |= _skipped_indices(s.dataset, step, used, ranks.share.start)
             outcome = guarded_step(s, content.to(s.device, non_blocking=True), poison=step in poison, step=step)
             poison.discard(step)  # each injected fault fires once, so a rollback can recover
 
-            if outcome.problem:
+            if outcome.problem:  # the same on every rank: the loss and the gradients are the ranks' means
                 bad_in_a_row += 1
-                _log(log_file, {"step": step, "event": outcome.problem, "lr": lr})
+                log({"step": step, "event": outcome.problem, "lr": lr})
                 progress.console.print(f"[red]step {step}: {outcome.problem}; step skipped[/]")
                 if bad_in_a_row < cfg.nan_patience:
                     step += 1  # move past the bad batch
@@ -239,11 +275,11 @@ def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
                     step, _, skipped = _load_checkpoint(ckpt_path, s)
                 _set_lr(s.optimizer, lr)
                 bad_in_a_row = 0
-                _log(log_file, {"step": step, "event": "rollback", "lr": lr})
+                log({"step": step, "event": "rollback", "lr": lr})
                 progress.console.print(f"[red]{cfg.nan_patience} bad steps in a row: lr halved to {lr:g}, "
                                        f"rolled back to step {step}[/]")
                 progress.update(task, completed=step)
-                batches = iter(content_loader(s.dataset, step, cfg.max_steps, workers))
+                batches = iter(content_loader(s.dataset, step, cfg.max_steps, workers, ranks.share))
                 continue
 
             bad_in_a_row = 0
@@ -252,8 +288,9 @@ def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
             # the bar shows the total only (it must fit 80 columns); the log lines below carry every term
             progress.update(task, completed=step, status=f"loss {values['total']:.4g}")
             if step % cfg.log_interval == 0 or step == cfg.max_steps:
+                skipped = ranks.union(skipped)
                 rate = (step - first_step) / max(time.time() - started, 1e-9)
-                _log(log_file, {"step": step, **values, "lr": lr, "it_s": round(rate, 3), "skipped": len(skipped)})
+                log({"step": step, **values, "lr": lr, "it_s": round(rate, 3), "skipped": len(skipped)})
                 fields = [f"step {step}/{cfg.max_steps}", f"loss {values['total']:.4g}", f"{rate:.2f} it/s",
                           *(f"{k} {v:.4g}" for k, v in values.items() if k != "total")]
                 for line in fields_lines(fields, progress.console.width):
@@ -263,16 +300,36 @@ def train(cfg: TrainConfig, poison_steps: Iterable[int] = ()) -> Path | None:
                         writer.add_scalar(f"loss/{k}", v, step)
             if step % cfg.checkpoint_interval == 0:
                 save_checkpoint()
-            if step % cfg.sample_interval == 0 or step == cfg.max_steps:
+            if main and (step % cfg.sample_interval == 0 or step == cfg.max_steps):
                 _save_samples(s.model, sample_photos, ckpt_path.parent / "samples" / f"step_{step:06d}.jpg")
 
     save_checkpoint()
-    if skipped:
-        say(f"skipped {len(skipped)} unreadable image(s) in {cfg.content_dir}")
-    if step < cfg.max_steps:
-        say(f"stopped at step {step}; checkpoint saved to {ckpt_path}; continue with the same command plus --resume")
-        return None
-    return _write_style(s, step, lr, skipped)
+    try:
+        if not main:
+            return cfg.output_path if step >= cfg.max_steps else None
+        if skipped:
+            say(f"skipped {len(skipped)} unreadable image(s) in {cfg.content_dir}")
+        if step < cfg.max_steps:
+            say(f"stopped at step {step}; checkpoint saved to {ckpt_path}; continue with the same command plus "
+                "--resume")
+            return None
+        return _write_style(s, step, lr, skipped)
+    finally:
+        # The ranks leave together, after rank 0 has written and said everything: torchrun stops the others as
+        # soon as one rank exits after a stop (a non-zero status).
+        ranks.barrier()
+
+
+def check_start(cfg: TrainConfig) -> None:
+    """What can be refused before any work: the style's name and file, the settings, the checkpoint against
+    --resume and --force (`--nproc` checks these once before it starts the ranks)."""
+    check_new_style(cfg.name, cfg.output_path, replace=cfg.resume or cfg.force)
+    check_config(cfg)
+    ckpt_path = cfg.checkpoint_path
+    if cfg.resume and not ckpt_path.exists():
+        raise NstError(f"--resume: no checkpoint at {ckpt_path}")
+    if ckpt_path.exists() and not (cfg.resume or cfg.force):
+        raise NstError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --checkpoint-dir")
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -294,15 +351,22 @@ def check_config(cfg: TrainConfig) -> None:
         raise NstError("--name must be a plain name (letters, digits, _ or -)")
 
 
+def check_launch(cfg: TrainConfig, nproc: int) -> None:
+    """`--nproc N`: what the ranks would refuse, refused once here before N processes start."""
+    if "WORLD_SIZE" in os.environ:
+        raise NstError("--nproc under torchrun: give the number of processes once (torchrun's --nproc-per-node, "
+                       "or --nproc alone)")
+    check_world(nproc, nproc, cfg.batch_size, pick_device(cfg.device), cfg.dist_backend)
+    check_start(cfg)
+    find_images(Path(cfg.content_dir))
+
+
 def _resume_or_start(s: Session, ckpt_path: Path) -> tuple[int, float, set[int]]:
-    if ckpt_path.exists():
-        if not s.cfg.resume:
-            raise NstError(f"{ckpt_path} exists: pass --resume to continue it, or choose another --checkpoint-dir")
+    """check_start() has matched the checkpoint with --resume and --force."""
+    if s.cfg.resume:
         step, lr, skipped = _load_checkpoint(ckpt_path, s)
         say(f"resuming from step {step} ({ckpt_path})")
         return step, lr, skipped
-    if s.cfg.resume:
-        raise NstError(f"--resume: no checkpoint at {ckpt_path}")
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     return 0, s.cfg.lr, set()
 
@@ -311,10 +375,12 @@ def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
     cfg = s.cfg
     training = {k: v for k, v in asdict(cfg).items()
                 if k not in ("output", "resume", "force", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
-                             "num_workers", "teacher", "architecture")}
+                             "num_workers", "teacher", "architecture", "dist_backend")}
     training.update(steps=step, device=torch.cuda.get_device_name() if s.device.type == "cuda" else s.device.type,
                     content_dir=Path(cfg.content_dir).name, style_image=Path(cfg.style_image).name,
                     content_images=len(s.dataset) - len(skipped), final_lr=lr)
+    if s.ranks.distributed:
+        training["processes"] = s.ranks.world  # batch_size is the global batch, shared among them
     if cfg.teacher:
         training["teacher"] = Path(cfg.teacher).name
     if cfg.init_from:
@@ -330,11 +396,12 @@ def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
     return out
 
 
-def _skipped_indices(dataset: ContentImages, step: int, used: torch.Tensor) -> set[int]:
-    """Files passed over because they could not be read: from the requested index up to the one used."""
+def _skipped_indices(dataset: ContentImages, step: int, used: torch.Tensor, first_slot: int = 0) -> set[int]:
+    """Files passed over because they could not be read: from the requested index up to the one used.
+    `used`: the files of the slots from `first_slot` on (a rank's share of the batch)."""
     out = set()
     n = len(dataset)
-    for slot, actual in enumerate(used.tolist()):
+    for slot, actual in enumerate(used.tolist(), start=first_slot):
         i = dataset.file_index(step, slot)
         while i != actual:
             out.add(i)

@@ -208,12 +208,16 @@ class SegmentJoiner(VideoSink):
     def _flush_video(self) -> None:
         """Nothing to flush: no encoder."""
 
-    def _close_container_quietly(self) -> None:
-        super()._close_container_quietly()
-        self._template_file.close()
-
+    # The template's file stays open while the output's streams are set up (a plan for the audio may be tried
+    # and dropped, and the streams added again): it is closed with the output only.
     def close(self, complete: bool = True) -> None:
         try:
             super().close(complete)
+        finally:
+            self._template_file.close()
+
+    def abort(self) -> None:
+        try:
+            super().abort()
         finally:
             self._template_file.close()

@@ -256,12 +256,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
                     shown.update(bar_task, completed=ray.get(progress.total.remote()))
             except KeyboardInterrupt as e:
                 stop_signal = getattr(e, "signum", None) or signal.SIGINT
-                for ref in refs:
-                    ray.cancel(ref, force=True)
-            except BaseException:
-                for ref in refs:
-                    ray.cancel(ref, force=True)
-                raise
+                _cancel(ray, pending)
             # Stopped: the segments done from the start, in order, make a shorter but playable file.
             joined = [plans[i] for i in range(len(plans)) if i in done and all(j in done for j in range(i))]
             shown.update(bar_task, completed=sum(p.frames for p in joined))
@@ -285,6 +280,16 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
     if result.output is not None or result.interrupted:
         report_result(result)
     return result
+
+
+def _cancel(ray, refs: list) -> None:
+    """Stop the tasks not done yet, at once (their workers are killed). On an error the job's end stops them
+    instead (Ray ends a driver's tasks with it): force-cancelling a task whose reply is on its way can crash
+    Ray 2.60's driver (task_manager.cc: Check failed: it != submissible_tasks_.end())."""
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+    for ref in running:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=True)
 
 
 def _frame_rate(scan) -> float:
@@ -364,9 +369,8 @@ def run_images_on_cluster(address: str, jobs: list[tuple[Path, Path]], settings:
                     except NstError as e:
                         failures += _picture_failed(e, jobs)
                     shown.advance(bar_task)
-            except BaseException:
-                for ref in in_flight:
-                    ray.cancel(ref, force=True)
+            except KeyboardInterrupt:
+                _cancel(ray, list(in_flight))
                 raise
     report_done(jobs, failures)
     return failures

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from nst_video import report
+from nst_video import report, signals
 from nst_video.errors import NstError
 from nst_video.image_job import make_output_folder, report_done, stylize_picture
 from nst_video.images import encode_image
@@ -214,7 +214,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
     """`run_video` over a Ray cluster: the input cut at keyframes into segments (SEGMENTS_PER_SLOT per task
     slot, each at least MIN_SEGMENT_SECONDS), each a task; the encoded segments joined into `dst`.
     `timings` (for benchmarks) gets the seconds spent connecting, scanning and cutting (split) and joining."""
-    from nst_video.segments import SegmentJoiner, cut_segments, plan_segments, scan_packets
+    from nst_video.segments import cut_segments, plan_segments, scan_packets
 
     started = time.perf_counter()
     timings = {} if timings is None else timings
@@ -238,48 +238,83 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
         for plan, cut in cut_segments(scan, plans):
             refs[task.remote(style, cut, dst.suffix, plan.drop, plan.warmup, options, progress, plan.index)] = plan
         timings["split"] = split_time + time.perf_counter() - cutting
-        done: dict[int, bytes] = {}
-        backend = ""
+        output = _JoinedOutput(dst, src if audio and scan.has_audio else None, plans, scan.time_base)
         stop_signal = None
         bar = progress_bar("fps")
         bar.disable = not show_progress
-        with bar as shown:
-            bar_task = shown.add_task("stylizing", total=scan.frames,
-                                      status=f"{len(plans)} segments on {slots} workers -> {dst.name}")
-            try:
-                pending = list(refs)
-                while pending:
-                    ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
-                    for ref in ready:
-                        plan = refs[ref]
-                        done[plan.index], backend = _segment_result(ray, ref, plan, len(plans), scan)
-                    shown.update(bar_task, completed=ray.get(progress.total.remote()))
-            except KeyboardInterrupt as e:
-                stop_signal = getattr(e, "signum", None) or signal.SIGINT
-                _cancel(ray, pending)
-            # Stopped: the segments done from the start, in order, make a shorter but playable file.
-            joined = [plans[i] for i in range(len(plans)) if i in done and all(j in done for j in range(i))]
-            shown.update(bar_task, completed=sum(p.frames for p in joined))
-    _remove_left_behind()  # this node's, where the cancelled tasks ran here (local:N, auto)
-    frames = seconds = 0
-    joining = time.perf_counter()
-    if joined:
-        sink = SegmentJoiner(dst, done[0], audio_from=src if audio and scan.has_audio else None)
         try:
-            for plan in joined:
-                frames += sink.add_segment(done[plan.index], Fraction(plan.start_pts) * scan.time_base)
-            sink.close(complete=stop_signal is None)
+            with bar as shown:
+                bar_task = shown.add_task("stylizing", total=scan.frames,
+                                          status=f"{len(plans)} segments on {slots} workers -> {dst.name}")
+                pending = list(refs)
+                try:
+                    while pending:
+                        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+                        for ref in ready:
+                            output.add(refs[ref].index, *_segment_result(ray, ref, refs[ref], len(plans), scan))
+                        shown.update(bar_task, completed=ray.get(progress.total.remote()))
+                except KeyboardInterrupt as e:
+                    stop_signal = getattr(e, "signum", None) or signal.SIGINT
+                    _cancel(ray, pending)
+                shown.update(bar_task, completed=output.frames)
         except BaseException:
-            sink.abort()
+            output.abort()
             raise
-        seconds = float(sink.end_pts * sink.time_base)
-    timings["join"] = time.perf_counter() - joining
-    result = VideoJobResult(dst if joined else None, frames, seconds, time.perf_counter() - started,
-                            stop_signal is not None, scan.frames, stop_signal,
-                            f"{len(plans)} segments on {slots} Ray workers, {backend}")
+    _remove_left_behind()  # this node's, where the cancelled tasks ran here (local:N, auto)
+    with signals.StopFlag() as late:  # all done: a stop signal now is noted (a second one obeyed), as in video
+        output.close(complete=stop_signal is None)
+    timings["join"] = output.seconds_spent
+    result = VideoJobResult(dst if output.frames else None, output.frames, output.seconds,
+                            time.perf_counter() - started, stop_signal is not None, scan.frames,
+                            stop_signal or late.requested, f"{len(plans)} segments on {slots} Ray workers, "
+                            f"{output.backend}")
     if result.output is not None or result.interrupted:
         report_result(result)
     return result
+
+
+class _JoinedOutput:
+    """The output file, joined as the segments come in: each one as soon as all before it are in (a segment
+    done early waits in memory), so a stop keeps the segments done from the start, in order."""
+
+    def __init__(self, dst: Path, audio_from: Path | None, plans: list, time_base: Fraction):
+        self.dst, self.audio_from, self.plans, self.time_base = dst, audio_from, plans, time_base
+        self.waiting: dict[int, bytes] = {}
+        self.next = 0
+        self.sink = None
+        self.frames, self.seconds, self.seconds_spent, self.backend = 0, 0.0, 0.0, ""
+
+    def add(self, index: int, encoded: bytes, backend: str) -> None:
+        from nst_video.segments import SegmentJoiner
+
+        started = time.perf_counter()
+        self.waiting[index], self.backend = encoded, backend
+        while self.next in self.waiting:
+            encoded = self.waiting.pop(self.next)
+            if self.sink is None:
+                self.sink = SegmentJoiner(self.dst, encoded, audio_from=self.audio_from)
+            plan = self.plans[self.next]
+            self.frames += self.sink.add_segment(encoded, Fraction(plan.start_pts) * self.time_base)
+            self.next += 1
+        self.seconds_spent += time.perf_counter() - started
+
+    def close(self, complete: bool) -> None:
+        """Finish the file (complete=False: after a stop, the audio cut where the video ends); nothing joined:
+        nothing written."""
+        if self.sink is None:
+            return
+        started = time.perf_counter()
+        try:
+            self.sink.close(complete=complete)
+        except BaseException:
+            self.sink.abort()
+            raise
+        self.seconds = float(self.sink.end_pts * self.sink.time_base)
+        self.seconds_spent += time.perf_counter() - started
+
+    def abort(self) -> None:
+        if self.sink is not None:
+            self.sink.abort()
 
 
 def _cancel(ray, refs: list) -> None:

@@ -21,6 +21,13 @@ the photos of
 "before" is the style file at git revision --before (default HEAD), "after" the working tree's
 checkpoints/<name>.safetensors or the --after file. The flicker (warping error) on clips is measured by
 benchmarks/bench_temporal.py.
+
+--lite compares each style's lite network with its full network instead (issue 27: lite/full ratios on photos
+the distillation never saw), both from the working tree; --after NAME=FILE adds a candidate lite network, also
+measured against the full one:
+
+    python scripts/measure_styles.py --lite --sizes 384 --styles udnie,the_scream \\
+        --after udnie=runs/udnie-lite-held-out/udnie-lite.safetensors
 """
 from __future__ import annotations
 
@@ -38,7 +45,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_webcam import cpu_name  # noqa: E402
 from evaluate_styles import find_style_image, measuring_loss  # noqa: E402
 from train_bundled import held_out_photos  # noqa: E402
 
@@ -61,6 +70,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="384,1080", help="long sides the photos are scaled to")
     ap.add_argument("--bright", type=int, default=10, help="at sizes over 512: the n brightest held-out photos")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--lite", action="store_true", help="NAME-lite (and an --after candidate for it) against "
+                    "NAME, both the working tree's: ratios lite / full")
     args = ap.parse_args()
 
     torch.set_grad_enabled(False)
@@ -69,12 +80,19 @@ def main() -> int:
     held_out = held_out_photos(args.data / "content" / "train256")
     samples = sorted((ROOT / "samples" / "photos").iterdir())
     loss_net = measuring_loss(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth")
+    print(f"CPU: {cpu_name()}", flush=True)
     print(f"photos: {len(held_out)} held out of train256 + {len(samples)} samples/photos; "
           f"bright > {BRIGHT}, near-black < {NEAR_BLACK} (mean luma of a {BLOCK}x{BLOCK} block); "
           f"torch threads {torch.get_num_threads()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         versions = {}
         for name in names:
+            if args.lite:
+                versions[name] = [("full (working tree)", ROOT / "checkpoints" / f"{name}.safetensors"),
+                                  ("lite (working tree)", ROOT / "checkpoints" / f"{name}-lite.safetensors")]
+                if name in after:
+                    versions[name].append((f"candidate ({after[name]})", Path(after[name])))
+                continue
             candidate = Path(after.get(name, ROOT / "checkpoints" / f"{name}.safetensors"))
             before = Path(tmp) / f"{name}.safetensors"
             if args.before == "none":  # the candidate alone (its before measured already)
@@ -126,9 +144,10 @@ def measure_size(loss_net, versions, paths: list[Path], size: int) -> None:
             style, ratio, content, dark, worst = figures[-1]
             print(f"{name:<17}{label:<58}{style:9.3f}{ratio:7.2f}{content:9.3f}{100 * dark:8.3f}{100 * worst:9.3f}"
                   f"{blind:8.4f}", flush=True)
-        if len(figures) == 2:
-            (s0, _, c0, d0, _), (s1, _, c1, d1, _) = figures
-            print(f"{name:<17}{'after / before':<58}{s1 / s0:8.2f}x{'':7}{c1 / c0:8.2f}x"
+        (s0, _, c0, d0, _), first = figures[0], variants[0][0].split()[0]
+        for (label, _), (s1, _, c1, d1, _) in zip(variants[1:], figures[1:]):
+            versus = f"{label.split()[0]} / {first}"
+            print(f"{name:<17}{versus:<58}{s1 / s0:8.2f}x{'':7}{c1 / c0:8.2f}x"
                   f"{(d1 / d0 if d0 else float('nan')):7.2f}x", flush=True)
     print(f"({time.time() - started:.0f} s)", flush=True)
 

@@ -4,18 +4,25 @@ again after the full styles are retrained.
     python scripts/distill_bundled.py --data ../shared/data                # all six
     python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
     python scripts/distill_bundled.py --data ../shared/data --only mosaic --again --steps 250
+    python scripts/distill_bundled.py --only udnie --again --steps 250 --flow-weight 500 --held-out --style-weight 1.5e5
 
 Every run resumes from runs/<name>-lite/last.pt when it exists (a finished one is refused). The first style is
 distilled from random weights for --base-steps; the others start from its lite weights (--init-from) and need
 --steps: the small decoder has already learned to paint, only palette and texture change (as for the full
-styles, see scripts/train_bundled.py)."""
+styles, see scripts/train_bundled.py).
+
+--held-out distils a candidate: on train256 less the held-out split that scripts/measure_styles.py measures on
+(train_bundled.held_out_photos(), the links in runs/train256-less-held-out, as for --finetune-256), into
+runs/<name>-lite[-again][-flow]-held-out[-sw<style weight>]/, network included: it replaces the bundled lite
+network only where `measure_styles.py --lite --after NAME=FILE` and benchmarks/compare_networks.py say so
+(docs/training.md, "The lite styles on held-out photos")."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from train_bundled import BASE, ROOT, STYLES, resume_flag, run, training_clips
+from train_bundled import BASE, ROOT, STYLES, resume_flag, run, training_clips, training_split
 
 # Styles whose lite network stays short of its teacher's style at the teacher's weights: distilled with them it
 # came out less stylized, and twice the style weight won the style back (figures: docs/training.md, "The lite
@@ -38,6 +45,11 @@ def main() -> int:
     ap.add_argument("--architecture", choices=("lite", "fast"), default="lite",
                     help="fast: NAME-fast, started from NAME-lite's layers (the same widths; see "
                          "nst_video/architectures.py), for CPUs that compute in fp32")
+    ap.add_argument("--style-weight", type=float, help="instead of STYLE_WEIGHT's or the teacher's")
+    ap.add_argument("--held-out", action="store_true", help="a candidate: the held-out photos left out, the "
+                    "network written into its run folder, not --out")
+    ap.add_argument("--checkpoint-interval", type=int, default=100)
+    ap.add_argument("--pid-file", type=Path, help="gets the training process's id while it runs (to pause it)")
     args = ap.parse_args()
 
     names = args.only.split(",") if args.only else list(STYLES)
@@ -47,11 +59,17 @@ def main() -> int:
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
         lite = f"{name}-{args.architecture}"
         runs = ROOT / "runs" / (lite + ("-again" if args.again else "") + ("-flow" if args.flow_weight else ""))
+        style_weight = args.style_weight or STYLE_WEIGHT.get(name)
+        content = args.data / "content" / "train256"
+        output = args.out / f"{lite}.safetensors"
+        if args.held_out:
+            runs = runs.with_name(runs.name + "-held-out" + (f"-sw{style_weight:g}" if style_weight else ""))
+            content, output = training_split(content), runs / f"{lite}.safetensors"
         cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(args.out / f"{name}.safetensors"),
-               "--name", lite, "--content-dir", str(args.data / "content" / "train256"),
+               "--name", lite, "--content-dir", str(content),
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
-               "--checkpoint-dir", str(runs), "--output", str(args.out / f"{lite}.safetensors"),
-               "--checkpoint-interval", "100", "--sample-interval", "150", "--device", "cpu",
+               "--checkpoint-dir", str(runs), "--output", str(output),
+               "--checkpoint-interval", str(args.checkpoint_interval), "--sample-interval", "150", "--device", "cpu",
                "--architecture", args.architecture,
                "--max-steps", str(steps := args.base_steps if name == BASE and not args.again
                                   and args.architecture == "lite" else args.steps)]
@@ -65,13 +83,13 @@ def main() -> int:
             cmd += ["--motion-weight", str(args.motion_weight)]
         if args.flow_weight:
             cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
-        if name in STYLE_WEIGHT:
-            cmd += ["--style-weight", str(STYLE_WEIGHT[name])]
+        if style_weight:
+            cmd += ["--style-weight", str(style_weight)]
         resume = resume_flag(runs, steps)
         cmd += resume
-        if not resume and (args.out / f"{lite}.safetensors").exists():
+        if not resume and output.exists():
             cmd.append("--force")
-        code = run(cmd)
+        code = run(cmd, args.pid_file)
         if code != 0:
             return code
     return 0

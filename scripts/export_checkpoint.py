@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from nst_video.architectures import DEFAULT_ARCHITECTURE
 from nst_video.styles import StyleInfo, save_style
 from nst_video.training.train import CHECKPOINT_FORMAT
 
@@ -23,11 +24,11 @@ def main() -> None:
     if state.get("format") != CHECKPOINT_FORMAT:
         raise SystemExit(f"{args.checkpoint}: not an nst-video training checkpoint")
     cfg = state["config"]
-    training = {k: cfg[k] for k in ("image_size", "style_size", "batch_size", "lr", "content_weight",
-                                     "style_weight", "tv_weight", "seed") if k in cfg}
+    training = {k: cfg[k] for k in ("image_size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
+                                     "tv_weight", "seed", "motion_weight", "flow_weight", "distill_weight") if k in cfg}
     training.update(steps=state["step"], style_image=Path(cfg["style_image"]).name, exported_from_checkpoint=True)
     info = StyleInfo(name=args.name, title=cfg.get("title") or args.name, credit=cfg.get("credit", ""),
-                     training=training)
+                     training=training, architecture=cfg.get("architecture") or DEFAULT_ARCHITECTURE)
     print(save_style(args.output, state["model"], info))
 
 

@@ -145,7 +145,7 @@ def measure_size(loss_net, versions, paths: list[Path], size: int) -> None:
             print(f"{name:<17}{label:<58}{style:9.3f}{ratio:7.2f}{content:9.3f}{100 * dark:8.3f}{100 * worst:9.3f}"
                   f"{blind:8.4f}", flush=True)
         (s0, _, c0, d0, _), first = figures[0], variants[0][0].split()[0]
-        for (label, _), (s1, _, c1, d1, _) in zip(variants[1:], figures[1:]):
+        for (label, _), (s1, _, c1, d1, _) in zip(variants[1:], figures[1:], strict=True):
             versus = f"{label.split()[0]} / {first}"
             print(f"{name:<17}{versus:<58}{s1 / s0:8.2f}x{'':7}{c1 / c0:8.2f}x"
                   f"{(d1 / d0 if d0 else float('nan')):7.2f}x", flush=True)

@@ -69,6 +69,8 @@ def connect(address: str):
             ray.init(num_cpus=int(local.group(1)), _node_ip_address="127.0.0.1",
                      object_store_memory=LOCAL_OBJECT_STORE, **quiet)
         elif address.strip() == "auto":
+            if os.environ.get("RAY_ADDRESS"):
+                _check_reachable(os.environ["RAY_ADDRESS"], f"auto ($RAY_ADDRESS={os.environ['RAY_ADDRESS']})")
             ray.init(address="auto", **{k: v for k, v in quiet.items() if k != "include_dashboard"})
         else:
             _check_reachable(address)
@@ -99,18 +101,20 @@ def _route_ray_messages() -> None:
             ray_driver.print_to_stdstream = warn
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds where nothing answers at the address (Ray itself waits minutes)."""
+def _check_reachable(address: str, named: str | None = None) -> None:
+    """Fail in seconds where nothing answers at the address (Ray itself waits minutes); `named`: the
+    address as the user gave it."""
+    named = named or address
     match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
     if not match:
-        raise NstError(f"--cluster {address}: not a cluster address; give HOST:PORT, ray://HOST:PORT, auto or "
+        raise NstError(f"--cluster {named}: not a cluster address; give HOST:PORT, ray://HOST:PORT, auto or "
                        "local:N")
     host, port = match.group(1), int(match.group(2))
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
     except OSError as e:
         why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
-        raise NstError(f"--cluster {address}: cannot reach a Ray cluster there ({why})") from None
+        raise NstError(f"--cluster {named}: cannot reach a Ray cluster there ({why})") from None
 
 
 def _task_slots(ray, cpus_per_task: int) -> int:

@@ -546,8 +546,7 @@ nproc_option = click.option(
 def run_training(cfg, nproc: int) -> None:
     """train() in this process, or `--nproc N`: this same command again as N ranks under torchrun, once the
     options and files are checked here (one error line, before N processes start)."""
-    from nst_video.signals import exit_code
-    from nst_video.training.distributed import launch, without_nproc
+    from nst_video.training.distributed import launch, stopped_status, without_nproc
     from nst_video.training.train import check_launch
     from nst_video.training.train import train as run
 
@@ -555,7 +554,7 @@ def run_training(cfg, nproc: int) -> None:
         check_launch(cfg, nproc)
         sys.exit(launch(nproc, without_nproc(sys.argv[1:])))
     if run(cfg) is None:
-        sys.exit(exit_code())
+        sys.exit(stopped_status())
 
 
 @main.command()

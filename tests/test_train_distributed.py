@@ -25,9 +25,9 @@ SETTINGS = dict(image_size=32, style_size=64, batch_size=4, max_steps=4, log_int
                 lr=1e-4, style_weight=1e8, content_weight=1e3, tv_weight=1e-2)
 # 2 ranks sum their halves of the batch and average the halves' gradients, one thread each, where one process
 # sums the whole batch on all its threads: the same arithmetic in another order, so float32 rounding differs
-# (measured: 1e-7 relative at step 1, up to 3.4e-6 by step 4 after Adam's updates, docs/training.md). 1e-4
-# leaves a margin of 30 over that, and is 100 times finer than what a wrong split of the photos gives (half the
-# batch: 1e-2 and more, checked below).
+# (measured: 2.2e-7 relative at step 1, up to 3.4e-6 by step 4 after Adam's updates, docs/training.md). 1e-4
+# leaves a margin of 30 over that, and a wrong split of the photos is far outside it (half the batch: 1.3e-2,
+# checked below).
 TOLERANCE = 1e-4
 
 
@@ -68,7 +68,7 @@ def test_two_ranks_give_the_losses_of_one_process_at_the_same_global_batch(tiny_
     half = tmp_path / "half"
     train(TrainConfig(name="d", output=str(half / "d.safetensors"), checkpoint_dir=str(half / "ck"), **paths,
                       **{**SETTINGS, "batch_size": 2, "max_steps": 1}))
-    assert abs(_losses(half)[1]["total"] / expected[1]["total"] - 1) > 100 * TOLERANCE
+    assert abs(_losses(half)[1]["total"] / expected[1]["total"] - 1) > 50 * TOLERANCE
     info = load_style(two / "d.safetensors")[0]
     assert info.training["processes"] == 2 and info.training["batch_size"] == 4 and info.training["steps"] == 4
 

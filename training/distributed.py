@@ -2,9 +2,9 @@
 
 One code path: a plain run is world size 1 of the same loop, where every collective below does nothing.
 
-  join(cfg)            reads what torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), checks it,
+  join(device, ...)    reads what torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), checks it,
                        picks the device (cuda:LOCAL_RANK on GPUs) and starts the process group (NCCL on CUDA,
-                       gloo on the CPU)
+                       gloo on the CPU); leaving its `with` block ends the group
   Ranks.wrap(model)    DistributedDataParallel: the gradients are averaged over the ranks in backward
   Ranks.share          this rank's slots of each step's global batch (training/data.py takes them), so N ranks
                        at batch B/N see exactly the photos one process at batch B sees, in the same order
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,13 +28,15 @@ import torch.distributed as dist
 import nst_video
 from nst_video import report
 from nst_video.errors import NstError
-from nst_video.signals import note_signal
+from nst_video.signals import exit_code, note_signal
 from nst_video.stylizer import pick_device
 from nst_video.training.config import DIST_BACKENDS as BACKENDS
 
 # torchrun's grace between forwarding a stop signal to the ranks and killing them: a rank finishes its step
 # and rank 0 writes a checkpoint in that time (a step of a 256 px batch of 4 takes seconds even on a CPU).
 SHUTDOWN_GRACE_S = 120
+# How long a rank other than 0 waits, after bad input, for rank 0 to say it (and torchrun to end them all).
+ERROR_GRACE_S = 10
 
 
 def cpu_cores() -> int:
@@ -148,13 +151,22 @@ class Ranks:
         return self
 
     def __exit__(self, kind, error, tb) -> None:
-        if self.distributed and not self.main:
-            if isinstance(error, NstError):
-                # Bad input is the same on every rank (the same files, the same options): rank 0 says it once.
-                raise SystemExit(1) from None
-            report.console.quiet = False  # anything else (a bug, a lost peer) is this rank's own to tell
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+        if self.distributed and not self.main:
+            if isinstance(error, NstError):
+                _bad_input_off_rank_0(self.rank, error)
+            if isinstance(error, Exception):
+                report.console.quiet = False  # anything else (a bug, a lost peer) is this rank's own to tell
+
+
+def _bad_input_off_rank_0(rank: int, error: NstError):
+    """Bad input is the same on every rank (the same files, the same options): rank 0 says it once, and torchrun
+    ends this rank when rank 0 leaves. Said here, with the rank, only where rank 0 has not met it by then."""
+    time.sleep(ERROR_GRACE_S)
+    report.console.quiet = False
+    report.error(f"rank {rank}: {error}")
+    raise SystemExit(1) from None
 
 
 def join(device_name: str, backend: str, batch_size: int) -> Ranks:
@@ -162,14 +174,16 @@ def join(device_name: str, backend: str, batch_size: int) -> Ranks:
     group started when there are several."""
     world, rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0)
     local_rank, local_world = _env_int("LOCAL_RANK", 0), _env_int("LOCAL_WORLD_SIZE", 1)
+    if rank != 0:
+        report.console.quiet = True  # rank 0 shows the progress and says what happens
     try:
         device = pick_device(device_name)
         if device.type == "cuda" and world > 1:
             device = torch.device("cuda", local_rank if device.index is None else device.index)
         backend = check_world(world, local_world, batch_size, device, backend)
-    except NstError:
+    except NstError as e:
         if rank != 0:
-            raise SystemExit(1) from None  # the same on every rank: rank 0 says it once
+            _bad_input_off_rank_0(rank, e)
         raise
     ranks = Ranks(rank, world, local_rank, local_world, device, backend, batch_size)
     if not ranks.distributed:
@@ -178,10 +192,16 @@ def join(device_name: str, backend: str, batch_size: int) -> Ranks:
         torch.cuda.set_device(device)
     # The cores are shared out: N ranks each with every core would fight over them (torchrun's default is 1).
     torch.set_num_threads(max(1, cpu_cores() // local_world))
-    if not ranks.main:
-        report.console.quiet = True  # rank 0 shows the progress and says what happens
     dist.init_process_group(backend, rank=rank, world_size=world)
     return ranks
+
+
+def stopped_status() -> int:
+    """The exit status of a run stopped by a signal: 128 + its number, from rank 0 (or a plain run); 0 from the
+    other ranks, which have done their part by then. Rank 0's status is the run's, and torchrun stops every rank
+    still running the moment one leaves with a failure status: rank 0 could be cut off while it says how to
+    resume, or end with that SIGTERM's status instead of its own."""
+    return exit_code() if _env_int("RANK", 0) == 0 else 0
 
 
 def launch(nproc: int, args: list[str]) -> int:

@@ -152,7 +152,7 @@ def moved_by(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def guarded_step(s: Session, content: torch.Tensor, poison: bool = False, step: int = 0) -> StepOutcome:
     """One optimiser step on a batch (the `step`-th: it picks the random motions); nothing non-finite reaches
     the weights. `poison` makes the loss NaN (fault injection for the tests of this guard)."""
-    cfg, net, ranks = s.cfg, s.net or s.model, s.ranks
+    cfg, net, ranks = s.cfg, s.net if s.net is not None else s.model, s.ranks
     half = torch.float16 if s.device.type == "cuda" else torch.bfloat16
     with torch.autocast(s.device.type, dtype=half, enabled=s.use_amp):
         output = net(content)

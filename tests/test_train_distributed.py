@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nst_video.styles import load_style
-from nst_video.training.distributed import cpu_cores
+from nst_video.training.distributed import cpu_cores, without_nproc
 from nst_video.training.train import TrainConfig, train
 from tests.conftest import run_cli, wait_until
 
@@ -162,3 +162,8 @@ def test_nproc_under_torchrun_is_refused(tiny_data, tmp_path):
     r = run_cli(*_train_args(tiny_data, tmp_path), "--device", "cpu", "--nproc", "2",
                 env_extra={"WORLD_SIZE": "2", "RANK": "0"})
     assert r.returncode == 1 and r.stderr.startswith("nst-video: error: --nproc under torchrun"), r.stderr
+
+
+def test_the_ranks_run_the_command_without_its_nproc():
+    assert without_nproc(["train", "--nproc", "2", "--name", "x", "--nproc=3", "--seed", "1"]) == \
+        ["train", "--name", "x", "--seed", "1"]

@@ -1,7 +1,7 @@
 """`video --cluster` throughput on a local Ray cluster: 2 workers x 1 thread against 1 worker x 1 thread, and
 one machine (no Ray) at 1 thread, on one generated clip; and the split/join overhead as a share of the job.
 
-    python benchmarks/bench_cluster.py                       # 480p, 160 frames, mosaic
+    python benchmarks/bench_cluster.py                       # 480p, 240 frames, mosaic
     python benchmarks/bench_cluster.py --size 240p --frames 60 --max-load 99   # a quick smoke test
     python benchmarks/bench_cluster.py --seams               # --temporal 1: the warping error at the joins
 
@@ -113,7 +113,7 @@ def seams(settings: StylizerSettings, folder: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="480p", choices=SIZES)
-    parser.add_argument("--frames", type=int, default=160)
+    parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--keyint", type=int, default=RATE, help="frames between the clip's keyframes")
     parser.add_argument("--style", default="mosaic")
     parser.add_argument("--max-load", type=float, default=0.6)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from nst_video.runtimes import default_threads as cpu_cores
 from nst_video.styles import load_style
-from nst_video.training.distributed import cpu_cores, without_nproc
+from nst_video.training.distributed import without_nproc
 from nst_video.training.train import TrainConfig, train
 from tests.conftest import run_cli, wait_until
 

@@ -28,6 +28,7 @@ import torch.distributed as dist
 import nst_video
 from nst_video import report
 from nst_video.errors import NstError
+from nst_video.runtimes import default_threads  # the cores this process may run on (its taskset share)
 from nst_video.signals import exit_code, note_signal
 from nst_video.stylizer import pick_device
 from nst_video.training.config import DIST_BACKENDS as BACKENDS
@@ -37,11 +38,6 @@ from nst_video.training.config import DIST_BACKENDS as BACKENDS
 SHUTDOWN_GRACE_S = 120
 # How long a rank other than 0 waits, after bad input, for rank 0 to say it (and torchrun to end them all).
 ERROR_GRACE_S = 10
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -69,9 +65,8 @@ def check_world(world: int, local_world: int, batch_size: int, device: torch.dev
     if device.type == "cuda" and local_world > torch.cuda.device_count():
         raise NstError(f"{local_world} processes on this machine but only {torch.cuda.device_count()} CUDA GPU(s): "
                        "one process per GPU at most")
-    if device.type == "cpu" and local_world > cpu_cores():
-        raise NstError(f"{local_world} processes but only {cpu_cores()} CPU core(s) here: at most one process per "
-                       "core")
+    if device.type == "cpu" and local_world > (cores := default_threads()):
+        raise NstError(f"{local_world} processes but only {cores} CPU core(s) here: at most one process per core")
     if batch_size % world:
         lower, upper = batch_size // world * world, (batch_size // world + 1) * world
         hint = f"--batch-size {lower} or {upper}" if lower else f"--batch-size {upper}"
@@ -191,7 +186,7 @@ def join(device_name: str, backend: str, batch_size: int) -> Ranks:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     # The cores are shared out: N ranks each with every core would fight over them (torchrun's default is 1).
-    torch.set_num_threads(max(1, cpu_cores() // local_world))
+    torch.set_num_threads(max(1, default_threads() // local_world))
     dist.init_process_group(backend, rank=rank, world_size=world)
     return ranks
 
@@ -216,7 +211,7 @@ def launch(nproc: int, args: list[str]) -> int:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_cores() // nproc)))  # torchrun warns when unset
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, default_threads() // nproc)))  # torchrun warns when unset
     root = Path(nst_video.__file__).resolve().parent.parent
     if (root / "nst_video_main.py").is_file():  # a checkout run without installing: the ranks import it from there
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))

@@ -73,9 +73,13 @@ class NstGroup(click.Group):
             ctx.exit(3)
 
 
+TORCH_HEAVY = frozenset({"train", "distill", "diagnose", "optimize"})  # their work is torch's own operations
+
+
 @click.group(cls=NstGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nst-video")
-def main():
+@click.pass_context
+def main(ctx):
     """Fast neural style transfer for webcam, video files and images.
 
     \b
@@ -84,6 +88,12 @@ def main():
       nst-video webcam
       nst-video styles
     """
+    if ctx.invoked_subcommand not in TORCH_HEAVY:
+        # Where a graph runtime (OpenVINO) paints, torch only converts frames, and its OpenMP workers then spin
+        # for a while after each small operation, taking a core from OpenVINO mid-frame: the fast network's
+        # 640x480 frame went from 37 to 32 ms on 2 cores with them asleep (docs/webcam.md). Read once, when
+        # torch loads, which no command has done yet; torch's own training runs ~5% faster spinning.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _apply(func, options):

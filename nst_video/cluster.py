@@ -64,6 +64,8 @@ def connect(address: str):
     ray = _import_ray()
     local = re.fullmatch(r"local:(\d+)", address.strip())
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    if "OMP_WAIT_POLICY" in os.environ:  # the workers paint as this process would (cli.main says why)
+        quiet["runtime_env"] = {"env_vars": {"OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]}}
     try:
         if local:
             ray.init(num_cpus=int(local.group(1)), _node_ip_address="127.0.0.1",

@@ -141,3 +141,22 @@ def test_a_precision_the_cpu_or_runtime_cannot_do_is_one_line(photo, tmp_path):
         assert r.returncode == 1 and "no AMX or AVX512-BF16" in r.stderr, r.stderr
     r = run_cli("image", photo, tmp_path / "x.png", "--precision", "int3")
     assert r.returncode == 2 and "int3" in r.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["styles"], "PASSIVE"),  # stylizing commands: torch's OpenMP workers sleep, OpenVINO keeps both cores
+    (["train", "--help"], None),  # torch's own training is faster with them spinning
+    (["distill", "--help"], None),
+])
+def test_openmp_workers_sleep_where_a_graph_runtime_paints(args, expected):
+    code = ("import os, sys\nfrom nst_video.cli import main\n"
+            "try:\n    main(sys.argv[1:], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "print('policy', os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=120).stdout
+    assert out.strip().splitlines()[-1].endswith(f"policy {expected}")
+    # A user's own setting wins.
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, cwd=ROOT, timeout=120).stdout
+    assert out.strip().splitlines()[-1].endswith("policy ACTIVE")

@@ -17,7 +17,7 @@ import numpy as np
 from nst_video import signals
 from nst_video.camera import Camera, CameraStopped, open_camera
 from nst_video.errors import NstError
-from nst_video.paint_size import PaintSizeController, parse_wxh
+from nst_video.paint_size import PaintSizeController, network_keeps_up, parse_wxh
 from nst_video.styles import FAST_SUFFIX, LITE_SUFFIX
 from nst_video.stylizer import Stylizer, pick_device
 from nst_video.webcam import WebcamApp, choose_styles, command_for, installed_styles, load_styles, log
@@ -157,8 +157,8 @@ def start_session(opts: WebcamOptions, camera_fps: float | None = None) -> tuple
 
 
 def too_slow(stylizer: Stylizer, style, size: tuple[int, int], fps: float, frames: int = 3) -> bool:
-    """Whether `style`'s network takes more than 80% of the time `fps` allows a frame at the full `size` (timed
-    after a warm-up pass; said in one line where it does)."""
+    """Whether `style`'s network does not keep up (paint_size.network_keeps_up) at the full `size` (timed after a
+    warm-up pass; said in one line where it does not)."""
     info, model = style
     stylizer.set_model(model)
     black = np.zeros((size[1], size[0], 3), np.uint8)
@@ -167,7 +167,7 @@ def too_slow(stylizer: Stylizer, style, size: tuple[int, int], fps: float, frame
     for _ in range(frames):
         stylizer.stylize([black])
     seconds = (time.monotonic() - started) / frames
-    if seconds <= 0.8 / fps:
+    if network_keeps_up(seconds, fps):
         return False
     log(f"{info.key} takes {1000 * seconds:.0f} ms a {size[0]}x{size[1]} frame on {stylizer.backend}, more than "
         f"{fps:g} fps allows: the fast networks where installed")

@@ -238,7 +238,10 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
         style = _ship_style(ray, settings, threads)
         progress = ray.remote(num_cpus=0)(_Progress).remote()
         task = ray.remote(num_cpus=threads, max_retries=TASK_RETRIES, retry_exceptions=True)(_run_segment)
-        options = {"temporal": temporal, "codec": codec, "crf": crf, "preset": preset, "max_size": max_size}
+        # A task keeps to the CPUs Ray counted for it (num_cpus=threads), its decoder and encoder too: by
+        # default FFmpeg gives each about a thread per core, so tasks packed on a node would oversubscribe it.
+        options = {"temporal": temporal, "codec": codec, "crf": crf, "preset": preset, "max_size": max_size,
+                   "codec_threads": threads}
         refs = {}
         cutting = time.perf_counter()
         for plan, cut in cut_segments(scan, plans):

@@ -142,12 +142,14 @@ class VideoSource:
     MAX_BAD_PACKETS = 25  # corrupt packets skipped (with a warning) before the whole file counts as broken
     PEEK_PACKETS = 200    # packets whose timestamps tell whether the frame rate is constant
 
-    def __init__(self, path, start: float = 0.0, duration: float | None = None, max_size: int | None = None):
+    def __init__(self, path, start: float = 0.0, duration: float | None = None, max_size: int | None = None,
+                 codec_threads: int | None = None):
         if start < 0 or (duration is not None and duration <= 0) or (max_size is not None and max_size < 2):
             raise ValueError(f"bad segment or size: start={start}, duration={duration}, max_size={max_size}")
         self.path = Path(path)
         self.start, self.duration, self.max_size = float(start), duration, max_size
         self.segment = self.start > 0 or duration is not None
+        self.codec_threads = codec_threads  # None: FFmpeg's choice (about one per core)
         self.container = _open_input(self.path)
         try:
             self._init_stream()
@@ -160,6 +162,8 @@ class VideoSource:
             raise UnsupportedInput(f"{self.path}: has no video stream")
         self.stream = stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads: decoding keeps pace with the network
+        if self.codec_threads:
+            stream.thread_count = self.codec_threads
         self._begin, self._stop = self._seek_segment()
         rate = self._constant_rate()
         self._frames = self._segment(self._timestamps(self._decoded_frames()))
@@ -424,8 +428,9 @@ class VideoSink:
     def __init__(self, path, width: int, height: int, time_base: Fraction, frame_rate: Fraction | None = None,
                  codec: str | None = "libx264", crf: int = 18, preset: str = "medium", audio_from=None,
                  colorspace: str = "bt709", on_warning: Callable[[str], None] = report.warn,
-                 audio_start: float | None = None):
+                 audio_start: float | None = None, codec_threads: int | None = None):
         self.path = Path(path)
+        self.codec_threads = codec_threads  # None: the encoder's choice (x264: 1.5 per core)
         self.width, self.height = int(width), int(height)
         self.time_base = Fraction(time_base)
         self.frame_rate = Fraction(frame_rate) if frame_rate else None
@@ -544,6 +549,8 @@ class VideoSink:
             options.update({"b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"})
         elif codec.name not in CRF_CODECS:  # no constant-quality mode: a generous bit rate instead
             cc.bit_rate = int(max(self.width * self.height, 64 * 64) * float(self.frame_rate or 30) * 0.25)
+        if self.codec_threads:
+            cc.thread_count = self.codec_threads
         cc.options = options
         return stream
 

@@ -263,3 +263,17 @@ def test_max_size_caps_the_long_side_keeping_the_aspect_in_even_sizes(tmp_path, 
 
 def _upright(width, height, rotation):
     return (height, width) if rotation in (90, -90, 270) else (width, height)
+
+
+def test_a_task_keeps_its_decoder_and_encoder_to_its_threads(tmp_path):
+    """codec_threads (a cluster task's CPUs): the round trip is the same, on the threads asked for."""
+    src = make_clip(tmp_path / "in.mp4", frames=12)
+    with VideoSource(src, codec_threads=1) as source:
+        info = source.info
+        assert source.stream.thread_count == 1
+        with VideoSink(tmp_path / "out.mp4", info.width, info.height, info.time_base, info.frame_rate,
+                       codec_threads=1) as sink:
+            for frame in source:
+                sink.write(frame.rgb, frame.pts, frame.duration)
+            assert sink.stream.codec_context.thread_count == 1
+    assert probe(tmp_path / "out.mp4").frames == 12

@@ -241,7 +241,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
         # A task keeps to the CPUs Ray counted for it (num_cpus=threads), its decoder and encoder too: by
         # default FFmpeg gives each about a thread per core, so tasks packed on a node would oversubscribe it.
         options = {"temporal": temporal, "codec": codec, "crf": crf, "preset": preset, "max_size": max_size,
-                   "codec_threads": threads}
+                   "codec_threads": threads, "joinable": True}
         refs = {}
         cutting = time.perf_counter()
         for plan, cut in cut_segments(scan, plans):

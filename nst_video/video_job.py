@@ -73,7 +73,7 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
               max_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
               cancel: threading.Event | None = None, stream: str | None = None,
               realtime: bool = False, drop_frames: int = 0, warmup_frames: int = 0,
-              codec_threads: int | None = None) -> VideoJobResult:
+              codec_threads: int | None = None, joinable: bool = False) -> VideoJobResult:
     """Stylize the video file `src` (or `duration` seconds of it from `start`, timed from 0 in the output)
     into `dst`, its long side capped at `max_size`. Returns what was written; after a stop signal, a shorter
     but complete file (interrupted=True).
@@ -88,7 +88,8 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
     For one segment of a longer job (cluster.py): the first `drop_frames` frames are decoded and dropped (the
     rest of the keyframe's group before the segment), the next `warmup_frames` stylized and blended but not
     written, so `--temporal` starts the segment warm; `codec_threads` keeps the decoder and the encoder to the
-    task's CPUs (default: as many threads as FFmpeg picks)."""
+    task's CPUs (default: as many threads as FFmpeg picks); `joinable` encodes it to be joined to the next
+    segment (VideoSink)."""
     src, dst = Path(src), Path(dst) if dst is not None else None
     check_paths(src, dst)
     target = None
@@ -104,7 +105,7 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
                 sinks.append(VideoSink(dst, info.width, info.height, info.time_base, info.frame_rate, codec=codec,
                                        crf=crf, preset=preset, audio_from=src if audio and info.audio else None,
                                        audio_start=info.segment_start, colorspace=info.colorspace,
-                                       codec_threads=codec_threads))
+                                       codec_threads=codec_threads, joinable=joinable))
             if target is not None:
                 from nst_video.stream_out import StreamSink
                 sinks.append(StreamSink(target, info.width, info.height, info.time_base, realtime,

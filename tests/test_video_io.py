@@ -277,3 +277,23 @@ def test_a_task_keeps_its_decoder_and_encoder_to_its_threads(tmp_path):
                 sink.write(frame.rgb, frame.pts, frame.duration)
             assert sink.stream.codec_context.thread_count == 1
     assert probe(tmp_path / "out.mp4").frames == 12
+
+
+def test_segments_encoded_for_joining_leave_a_steadier_join(tmp_path):
+    """joinable (cluster.py's segments): the pair of frames across a join changes less than with the encoder's
+    defaults, which lower the quality of an encode's last frames (docs/cluster.md)."""
+    from nst_video.temporal import warping_error
+
+    sources = probe(make_clip(tmp_path / "in.mp4", width=96, height=64, frames=60), pictures=True).pictures
+
+    def join_error(joinable: bool) -> float:
+        outputs = []
+        for a, b in ((0, 30), (30, 60)):
+            path = tmp_path / f"segment{a}-{joinable}.mp4"
+            with VideoSink(path, 96, 64, Fraction(1, 30), Fraction(30), joinable=joinable, codec_threads=1) as sink:
+                for i in range(a, b):
+                    sink.write(sources[i], i - a)
+            outputs += probe(path, pictures=True).pictures
+        return warping_error(sources[29:31], outputs[29:31])
+
+    assert join_error(True) < 0.8 * join_error(False)

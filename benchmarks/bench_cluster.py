@@ -1,5 +1,7 @@
 """`video --cluster` throughput on a local Ray cluster: 2 workers x 1 thread against 1 worker x 1 thread, and
 one machine (no Ray) at 1 thread, on one generated clip; and the split/join overhead as a share of the job.
+Last, 1 worker again with the whole local cluster confined to one core: unconfined, one worker's decoder and
+encoder threads have the second core to themselves, so "1 worker x 1 thread" is more than one core.
 
     python benchmarks/bench_cluster.py                       # 480p, 240 frames, mosaic
     python benchmarks/bench_cluster.py --size 240p --frames 60 --max-load 99   # a quick smoke test
@@ -30,6 +32,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `nst-video video` runs (cli.main says why)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # nst_video and tests (the --seams clip)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -146,20 +150,34 @@ def main() -> int:
         figures["one"] = one.frames / seconds
         print(f"{'one machine, 1 thread':<28}{figures['one']:>10.2f}{seconds:>9.1f}{'-':>9}{'-':>9}{'-':>8}"
               f"{'-':>14}")
-        for workers in (1, 2):
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        # The last run: one worker confined to one core, Ray's processes too (they inherit the driver's
+        # affinity). Unconfined, one worker's decoder and encoder threads use the idle second core.
+        for workers, confined in ((1, False), (2, False), (1, True)):
+            if confined and len(cores) < 2:
+                continue
             timings: dict[str, float] = {}
-            started = time.perf_counter()
-            result = run_video_on_cluster(f"local:{workers}", src, Path(folder) / f"c{workers}.mp4", settings,
-                                          show_progress=False, timings=timings)
-            seconds = time.perf_counter() - started
+            if confined:
+                os.sched_setaffinity(0, {min(cores)})
+            try:
+                started = time.perf_counter()
+                result = run_video_on_cluster(f"local:{workers}", src, Path(folder) / f"c{workers}.mp4", settings,
+                                              show_progress=False, timings=timings)
+                seconds = time.perf_counter() - started
+            finally:
+                if confined:
+                    os.sched_setaffinity(0, cores)
             assert result.frames == args.frames, result
-            figures[workers] = result.frames / seconds
+            figures[workers, confined] = result.frames / seconds
             share = 100 * (timings["split"] + timings["join"]) / seconds
-            name = f"local:{workers} ({result.backend.split(',')[0]})"
-            print(f"{name:<28}{figures[workers]:>10.2f}{seconds:>9.1f}{timings['connect']:>9.1f}"
+            name = f"local:{workers}{', one core' if confined else ''} ({result.backend.split(',')[0]})"
+            print(f"{name:<28}{figures[workers, confined]:>10.2f}{seconds:>9.1f}{timings['connect']:>9.1f}"
                   f"{timings['split']:>9.2f}{timings['join']:>8.2f}{share:>14.2f}")
-        print(f"# speed-up, 2 workers x 1 thread over 1 worker x 1 thread: {figures[2] / figures[1]:.2f}x "
-              f"(over one machine at 1 thread: {figures[2] / figures['one']:.2f}x)")
+        two = figures[2, False]
+        print(f"# speed-up, 2 workers x 1 thread over 1 worker x 1 thread: {two / figures[1, False]:.2f}x "
+              f"(over one machine at 1 thread: {two / figures['one']:.2f}x)")
+        if (1, True) in figures:
+            print(f"# over 1 worker x 1 thread confined to one core: {two / figures[1, True]:.2f}x")
         print(f"# 1-minute load at the end: {load():.2f}")
     return 0
 

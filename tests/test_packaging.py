@@ -51,6 +51,7 @@ def test_wheel_holds_styles_and_no_top_level_training(installed):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"nst_video"}, tops
     assert {f"nst_video/checkpoints/{s}.safetensors" for s in BUNDLED} <= set(names)
+    assert sum(n.startswith("nst_video/runtimes/calibration/") for n in names) == 3  # --precision int8's photos
     assert "nst_video/training/train.py" in names and "nst_video/py.typed" in names
 
 

@@ -143,6 +143,34 @@ def test_a_precision_the_cpu_or_runtime_cannot_do_is_one_line(photo, tmp_path):
     assert r.returncode == 2 and "int3" in r.stderr
 
 
+def test_int8_runs_a_quantised_graph_close_to_fp32(photos):
+    pytest.importorskip("nncf", reason="--precision int8 needs the int8 extra (NNCF)")
+    from nst_video.paths import graph_cache_dir
+
+    fast = StyleRegistry().load("mosaic-fast")[1]  # what a CPU without AMX runs, and int8 is for
+    reference = Stylizer(fast, device="cpu", backend="openvino", precision="fp32", threads=1).stylize(photos[:1])[0]
+    stylizer = Stylizer(fast, device="cpu", backend="openvino", precision="int8", threads=1)
+    assert stylizer.backend.endswith(", INT8)")
+    graphs = [p for p in graph_cache_dir().glob("*int8*/graph.xml")]
+    assert len(graphs) == 1 and graphs[0].read_text().count('type="FakeQuantize"') >= 10  # weights and activations
+    difference = _mae(stylizer.stylize(photos[:1])[0], reference)
+    # 8-bit activations: a little off everywhere (bench_int8.py measures what it costs the picture)
+    assert 0.05 < difference < 6, difference
+    # the odd size too (the graph pads as the FP32 one does)
+    assert stylizer.stylize(photos[-1:])[0].shape == photos[-1].shape
+
+
+def test_int8_without_nncf_or_on_another_runtime_is_one_line(photo, tmp_path):
+    blocker = tmp_path / "block"
+    (blocker / "nncf").mkdir(parents=True)
+    (blocker / "nncf" / "__init__.py").write_text("raise ImportError('not installed (test)')\n")
+    r = run_cli("image", photo, tmp_path / "x.png", "--precision", "int8", env_extra={"PYTHONPATH": str(blocker)})
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "pip install 'nst-video[int8]'" in r.stderr and not (tmp_path / "x.png").exists()
+    r = run_cli("image", photo, tmp_path / "x.png", "--backend", "torch", "--precision", "int8")
+    assert r.returncode == 1 and "--precision int8: torch cannot compute in int8" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("args, expected", [
     (["styles"], "PASSIVE"),  # stylizing commands: torch's OpenMP workers sleep, OpenVINO keeps both cores
     (["train", "--help"], None),  # torch's own training is faster with them spinning

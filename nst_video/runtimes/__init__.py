@@ -3,6 +3,7 @@
   torch_runtime.py        PyTorch eager, on any device (the CUDA streaming path builds on it)
   openvino_runtime.py     OpenVINO on the CPU: a default dependency, the fastest CPU runtime measured here
   onnxruntime_runtime.py  ONNX Runtime on the CPU: an extra (`pip install 'nst-video[onnxruntime]'`)
+  graphs.py, quantize.py  the exported graphs and their cache; the INT8 graph (`--precision int8`)
 
 A runtime turns a network (an nn.Module from nst_video.model) into a `Network`: a callable from
 (N, 3, H, W) float32 RGB in [0, 1] on the runtime's device to the stylized batch of the same shape. H and W
@@ -28,8 +29,9 @@ Network = Callable[["torch.Tensor"], "torch.Tensor"]
 
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 # What the CPU runtimes compute in. auto: the CPU's best (bfloat16 where it has AMX or AVX512-BF16, else
-# float32); fp32 on such a CPU stands in for one without them (docs/cpu-runtimes.md).
-PRECISIONS = ("auto", "fp32", "bf16")
+# float32); fp32 on such a CPU stands in for one without them (docs/cpu-runtimes.md); int8: OpenVINO with a
+# quantised graph (an extra, quantize.py), never chosen by auto, as it costs the picture a little.
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # CPU runtimes, fastest first (measured: see the README's CPU runtime table); torch is always there.
 BACKEND_PREFERENCE = ("openvino", "onnxruntime", "torch")
 MODULES = {"torch": "torch_runtime", "openvino": "openvino_runtime", "onnxruntime": "onnxruntime_runtime"}
@@ -110,9 +112,9 @@ def open_runtime(backend: str, device: torch.device, fp16: bool = False, threads
                  precision: str = "auto") -> Runtime:
     check_precision(precision)
     name = choose_backend(backend, device)
-    if device.type != "cpu" and precision == "bf16":
-        raise NstError(f"--precision bf16 is for the CPU runtimes; on {device.type} use --fp16 (or nothing for "
-                       "fp32)")
+    if device.type != "cpu" and precision in ("bf16", "int8"):
+        raise NstError(f"--precision {precision} is for the CPU runtimes; on {device.type} use --fp16 (or nothing "
+                       "for fp32)")
     if device.type != "cpu" and precision == "fp32" and fp16:
         raise NstError("--precision fp32 and --fp16 ask for two precisions; give one")
     module = importlib.import_module(f"nst_video.runtimes.{MODULES[name]}")

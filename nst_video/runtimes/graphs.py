@@ -79,8 +79,10 @@ def network_digest(model: nn.Module) -> str:
     return h.hexdigest()[:20]
 
 
-def cached_graph(model: nn.Module, fmt: str, runtime_version: str, load: Callable[[Path], T]) -> T:
-    """`load(graph file)` of the cached graph of `model` in `fmt`, exporting it first if it is not cached."""
+def cached_graph(model: nn.Module, fmt: str, runtime_version: str, load: Callable[[Path], T],
+                 write: Callable[[nn.Module, Path], None] | None = None) -> T:
+    """`load(graph file)` of the cached graph of `model` in `fmt`, exporting it first if it is not cached
+    (with `write(model, file)` where given: quantize.py's INT8 graph, whose version is in runtime_version)."""
     key = f"{network_digest(model)}-{fmt}-{SIZE_CLASS}-nst{__version__}-{runtime_version}"
     key = re.sub(r"[^\w.+-]+", "_", key)  # versions may hold slashes (OpenVINO's does)
     folder = graph_cache_dir()
@@ -99,7 +101,10 @@ def cached_graph(model: nn.Module, fmt: str, runtime_version: str, load: Callabl
         raise NstError(f"cannot write the graph cache in {folder}: {e.strerror or e} "
                        "(set NST_VIDEO_CACHE to a writable folder)") from None
     try:
-        write_graph(model, fmt, building / graph.name)
+        if write is not None:
+            write(model, building / graph.name)
+        else:
+            write_graph(model, fmt, building / graph.name)
         try:
             os.rename(building, entry)  # atomic; fails if another process got there first, whose copy we use
         except OSError:

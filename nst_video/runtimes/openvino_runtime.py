@@ -1,7 +1,8 @@
 """OpenVINO on the CPU. The network is converted once per style to OpenVINO's graph (cached), and compiled
 with dynamic shapes, so one compiled model serves every frame size. `--precision auto` lets OpenVINO pick the
 CPU's fastest precision (bfloat16 where the CPU has AMX or AVX512-BF16; outputs stay within 1/255 of
-PyTorch's on average, see tests/test_runtimes.py); fp32 and bf16 ask for one."""
+PyTorch's on average, see tests/test_runtimes.py); fp32 and bf16 ask for one; int8 runs a quantised graph
+(quantize.py), the rest of it in fp32."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,10 +12,11 @@ import openvino as ov
 import torch
 from torch import nn
 
-from nst_video.runtimes import Network, Runtime, default_threads, refuse_precision
+from nst_video.runtimes import Network, Runtime, default_threads, quantize, refuse_precision
 from nst_video.runtimes.graphs import cached_graph
 
-HINTS = {"fp32": "f32", "bf16": "bf16"}  # --precision -> OpenVINO's INFERENCE_PRECISION_HINT
+# --precision -> OpenVINO's INFERENCE_PRECISION_HINT (int8: for what the quantised graph leaves in float)
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 class OpenVinoRuntime(Runtime):
@@ -25,9 +27,12 @@ class OpenVinoRuntime(Runtime):
         self.core = ov.Core()
         # BF16 in OPTIMIZATION_CAPABILITIES: the CPU has AMX or AVX512-BF16 (elsewhere OpenVINO would emulate it
         # slowly or refuse).
-        has_bf16 = "BF16" in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        refuse_precision("openvino", precision, ("fp32", "bf16") if has_bf16 else ("fp32",),
+        capabilities = self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        has_bf16 = "BF16" in capabilities
+        offered = ("fp32", "bf16") if has_bf16 else ("fp32",)
+        refuse_precision("openvino", precision, offered + (("int8",) if "INT8" in capabilities else ()),
                          "" if has_bf16 else " (this CPU has no AMX or AVX512-BF16)")
+        self.quantizer = quantize.nncf_version() if precision == "int8" else None
         self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads,
                        # OpenVINO pins its threads to the first cores: two processes of one thread each (Ray
                        # tasks, --threads 1 beside other work) then share one core and run at half speed
@@ -42,7 +47,11 @@ class OpenVinoRuntime(Runtime):
         return self.core.compile_model(self.core.read_model(str(graph)), "CPU", self.config)
 
     def prepare(self, model: nn.Module) -> Network:
-        compiled = cached_graph(model, "openvino", f"ov{ov.__version__}", self.compile)
+        if self.quantizer:
+            compiled = cached_graph(model, "openvino", f"ov{ov.__version__}-int8-nncf{self.quantizer}", self.compile,
+                                    write=quantize.write_int8_graph)
+        else:
+            compiled = cached_graph(model, "openvino", f"ov{ov.__version__}", self.compile)
         request = compiled.create_infer_request()
 
         def network(x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ quantisation, nst_video/runtimes/quantize.py) against the same network in FP32, 
 
     python benchmarks/bench_int8.py                                   # the six fast networks, three clips
     python benchmarks/bench_int8.py --styles mosaic-lite,udnie-lite --frames 12
+    python benchmarks/bench_int8.py --styles mosaic-fast,mosaic-lite,mosaic --time-only --repeats 20   (quiet machine)
 
 Per network, as ratios INT8 / FP32 (lower is better for all three):
   style     VGG16 Gram style loss against the painting, every 4th frame (bench_paint_size.measure)
@@ -56,11 +57,13 @@ def main() -> int:
     ap.add_argument("--clips", default=CLIPS)
     ap.add_argument("--frames", type=int, default=24, help="consecutive frames per clip")
     ap.add_argument("--repeats", type=int, default=10, help="timed frames per precision")
+    ap.add_argument("--time-only", action="store_true", help="the times alone (on one clip's first frame)")
     args = ap.parse_args()
     w, h = 640, 480
     print(f"CPU: {cpu_name()}; {args.frames} frames of each clip at {w}x{h}; load average before: "
           f"{os.getloadavg()[0]:.2f}")
-    clips = {name: [fit(f, w, h) for f in load_clip(name, args.frames, 1280)] for name in args.clips.split(",")}
+    clips = {name: [fit(f, w, h) for f in load_clip(name, 1 if args.time_only else args.frames, 1280)]
+             for name in args.clips.split(",")[:1 if args.time_only else None]}
     loss_net = measuring_loss(VGG)
     print("\n| network | style x | content x | warp x | FP32 ms | INT8 ms | speed-up |")
     print("|---|---|---|---|---|---|---|")
@@ -70,14 +73,18 @@ def main() -> int:
         figures, ms = {}, {}
         for precision in ("fp32", "int8"):
             stylizer = Stylizer.from_style(style, device="cpu", precision=precision)
-            figures[precision] = np.mean([measure(loss_net, frames, stylizer.stylize(frames))
-                                          for frames in clips.values()], axis=0)
+            figures[precision] = np.ones(3) if args.time_only else np.mean(
+                [measure(loss_net, frames, stylizer.stylize(frames)) for frames in clips.values()], axis=0)
             ms[precision] = frame_ms(stylizer, next(iter(clips.values()))[0], args.repeats)
         ratio = figures["int8"] / figures["fp32"]
         rows.append(ratio)
-        print(f"| {style} | {ratio[0]:.2f} | {ratio[1]:.2f} | {ratio[2]:.2f} | {ms['fp32']:.1f} | {ms['int8']:.1f} | "
-              f"{ms['fp32'] / ms['int8']:.2f}x |", flush=True)
+        quality = " - | - | - " if args.time_only else f" {ratio[0]:.2f} | {ratio[1]:.2f} | {ratio[2]:.2f} "
+        print(f"| {style} |{quality}| {ms['fp32']:.1f} | {ms['int8']:.1f} | {ms['fp32'] / ms['int8']:.2f}x |",
+              flush=True)
     worst = np.max(rows, axis=0)
+    if args.time_only:
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        return 0
     print(f"\nworst: style {worst[0]:.2f}x, content {worst[1]:.2f}x, warp {worst[2]:.2f}x "
           f"(bar: style <= 1.05x, warp <= 1.1x); load average after: {os.getloadavg()[0]:.2f}")
     return 0

@@ -112,6 +112,7 @@ class _StreamEncoder(VideoSink):
         self.codec, self.crf, self.preset, self.colorspace = "libx264", 23, "veryfast", "bt709"
         self.kind = ContainerKind(target.muxer, muxer_options=tuple(target.options.items()))
         self.audio_start, self.audio = None, None
+        self.codec_threads, self.joinable = None, False
         self.warn = lambda message: None
         self.frames_written, self.last_pts, self.end_pts = 0, None, 0
         self._durations: dict[int, int] = {}

@@ -81,10 +81,10 @@ def main() -> int:
         quality = " - | - | - " if args.time_only else f" {ratio[0]:.2f} | {ratio[1]:.2f} | {ratio[2]:.2f} "
         print(f"| {style} |{quality}| {ms['fp32']:.1f} | {ms['int8']:.1f} | {ms['fp32'] / ms['int8']:.2f}x |",
               flush=True)
-    worst = np.max(rows, axis=0)
     if args.time_only:
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
         return 0
+    worst = np.max(rows, axis=0)
     print(f"\nworst: style {worst[0]:.2f}x, content {worst[1]:.2f}x, warp {worst[2]:.2f}x "
           f"(bar: style <= 1.05x, warp <= 1.1x); load average after: {os.getloadavg()[0]:.2f}")
     return 0

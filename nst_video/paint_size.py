@@ -22,6 +22,8 @@ SETTLE_FRAMES = 4      # frames measured at a size before it is judged (the firs
 # distance at 3/4 in benchmarks/results/cpu_webcam_adaptive.txt), and a few fps short of 30 is still fluid.
 SLOWER = 1.25
 UP_ROOM = 0.80         # step up when the larger size is expected to take less than this share
+MEMORY_S = 30.0        # a size's own measurement is trusted this long (the machine's load changes)
+SMOOTHING = 0.25       # weight of each new frame in the running average of a size's frame time
 # A network keeps up at a size when it alone takes at most this share of the frame time (the camera, the
 # guided upsampling and the window take the rest): the webcam's and the web page's choice of lite or fast at start.
 NETWORK_SHARE = 0.80
@@ -29,8 +31,6 @@ NETWORK_SHARE = 0.80
 
 def network_keeps_up(network_seconds: float, target_fps: float) -> bool:
     return network_seconds <= NETWORK_SHARE / target_fps
-MEMORY_S = 30.0        # a size's own measurement is trusted this long (the machine's load changes)
-SMOOTHING = 0.25       # weight of each new frame in the running average of a size's frame time
 
 
 def ladder_sizes(size: tuple[int, int], ladder: tuple[float, ...] = LADDER) -> list[tuple[int, int]]:

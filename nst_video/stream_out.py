@@ -104,19 +104,13 @@ class _StreamEncoder(VideoSink):
     file to rename, no audio, and x264 set for latency."""
 
     def __init__(self, target: StreamTarget, width: int, height: int):
-        # The state VideoSink.__init__ sets up, without its temporary file (a stream has no file to rename).
+        # VideoSink's set-up without its temporary file (a stream has no file to rename); time base ms: the
+        # camera's capture times.
         self.target = target
         self.path = PurePosixPath(f"stream.{target.muxer}")  # only for VideoSink's messages
-        self.width, self.height = int(width), int(height)
-        self.time_base, self.frame_rate = Fraction(1, 1000), None  # ms: the camera's capture times
-        self.codec, self.crf, self.preset, self.colorspace = "libx264", 23, "veryfast", "bt709"
-        self.kind = ContainerKind(target.muxer, muxer_options=tuple(target.options.items()))
-        self.audio_start, self.audio = None, None
-        self.codec_threads, self.joinable = None, False
-        self.warn = lambda message: None
-        self.frames_written, self.last_pts, self.end_pts = 0, None, 0
-        self._durations: dict[int, int] = {}
-        self._closed = False
+        self._set_up(width, height, Fraction(1, 1000), None, "libx264", 23, "veryfast", "bt709",
+                     ContainerKind(target.muxer, muxer_options=tuple(target.options.items())), None,
+                     lambda message: None)
         self._start_container()
         try:
             self.container.start_encoding()  # connects (RTMP) and writes the stream's header

@@ -430,16 +430,33 @@ class VideoSink:
                  colorspace: str = "bt709", on_warning: Callable[[str], None] = report.warn,
                  audio_start: float | None = None, codec_threads: int | None = None, joinable: bool = False):
         self.path = Path(path)
-        self.codec_threads = codec_threads  # None: the encoder's choice (x264: 1.5 per core)
-        self.joinable = joinable  # a segment that is joined to the next one without re-encoding (cluster.py)
+        self._set_up(width, height, time_base, frame_rate, _encoder_name(codec or default_video_codec(self.path)),
+                     crf, preset, colorspace, container_kind(self.path), audio_start, on_warning, codec_threads,
+                     joinable)
+        self.tmp = temp_path_beside(self.path)
+        try:
+            self._open(audio_from)
+        except BaseException:
+            self._remove_tmp()
+            raise
+
+    # --- setting up ---
+
+    def _set_up(self, width: int, height: int, time_base: Fraction, frame_rate: Fraction | None, codec: str,
+                crf: int, preset: str, colorspace: str, kind: ContainerKind, audio_start: float | None,
+                on_warning: Callable[[str], None], codec_threads: int | None = None, joinable: bool = False) -> None:
+        """The encoder's settings and the writing state: what every sink holds before its container opens (a
+        subclass writing elsewhere than a file calls this instead of __init__)."""
         self.width, self.height = int(width), int(height)
         self.time_base = Fraction(time_base)
         self.frame_rate = Fraction(frame_rate) if frame_rate else None
-        self.codec = _encoder_name(codec or default_video_codec(self.path))
+        self.codec = codec
         self.crf, self.preset, self.colorspace = crf, preset, colorspace
-        self.kind = container_kind(self.path)
+        self.kind = kind
         self.audio_start = audio_start
         self.warn = on_warning
+        self.codec_threads = codec_threads  # None: the encoder's choice (x264: 1.5 per core)
+        self.joinable = joinable  # a segment that is joined to the next one without re-encoding (cluster.py)
         self.frames_written = 0
         self.last_pts: int | None = None
         self.end_pts = 0            # where the last written frame ends, in time_base units
@@ -449,14 +466,6 @@ class VideoSink:
             raise NstError(f"invalid video size {width}x{height}")
         if colorspace not in COLORSPACES:
             raise ValueError(f"colorspace must be one of {sorted(COLORSPACES)}")
-        self.tmp = temp_path_beside(self.path)
-        try:
-            self._open(audio_from)
-        except BaseException:
-            self._remove_tmp()
-            raise
-
-    # --- setting up ---
 
     def _open(self, audio_from) -> None:
         """Open the container and write its header. The source's audio is copied where this container takes it

@@ -53,14 +53,20 @@ def write_graph(model: nn.Module, fmt: str, path: Path) -> None:
             torch.onnx.export(model, (example,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                               dynamic_axes={INPUT: dynamic, OUTPUT: dynamic}, opset_version=17, dynamo=False)
         elif fmt == "openvino":
-            ov = _require("openvino", "openvino")
-            graph = ov.convert_model(model, example_input=example, input=[ov.PartialShape([-1, 3, -1, -1])])
-            graph.inputs[0].get_tensor().set_names({INPUT})
-            graph.outputs[0].get_tensor().set_names({OUTPUT})
-            ov.save_model(graph, str(path))
+            write_openvino_graph(model, example, path)
         else:
             with torch.no_grad():
                 torch.jit.trace(model, example).save(str(path))
+
+
+def write_openvino_graph(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """`model` (a plain or a quantised network, in eval mode) traced on `example` as an OpenVINO graph of any
+    batch, height and width, with the input and output names every graph has."""
+    ov = _require("openvino", "openvino")
+    graph = ov.convert_model(model, example_input=example, input=[ov.PartialShape([-1, 3, -1, -1])])
+    graph.inputs[0].get_tensor().set_names({INPUT})
+    graph.outputs[0].get_tensor().set_names({OUTPUT})
+    ov.save_model(graph, str(path))
 
 
 def _require(module: str, fmt: str):

@@ -47,11 +47,10 @@ class OpenVinoRuntime(Runtime):
         return self.core.compile_model(self.core.read_model(str(graph)), "CPU", self.config)
 
     def prepare(self, model: nn.Module) -> Network:
-        if self.quantizer:
-            compiled = cached_graph(model, "openvino", f"ov{ov.__version__}-int8-nncf{self.quantizer}", self.compile,
-                                    write=quantize.write_int8_graph)
-        else:
-            compiled = cached_graph(model, "openvino", f"ov{ov.__version__}", self.compile)
+        version, write = f"ov{ov.__version__}", None
+        if self.quantizer:  # the INT8 graph: its own cache entry, made by NNCF
+            version, write = f"{version}-int8-nncf{self.quantizer}", quantize.write_int8_graph
+        compiled = cached_graph(model, "openvino", version, self.compile, write=write)
         request = compiled.create_infer_request()
 
         def network(x: torch.Tensor) -> torch.Tensor:

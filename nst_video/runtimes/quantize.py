@@ -21,7 +21,7 @@ from torch import nn
 
 from nst_video.errors import NstError
 from nst_video.report import event
-from nst_video.runtimes.graphs import INPUT, OUTPUT
+from nst_video.runtimes.graphs import write_openvino_graph
 
 INSTALL = "pip install 'nst-video[int8]'"
 CROP = 128           # the training crops' size: the activations' ranges as the network learnt them
@@ -57,11 +57,10 @@ def calibration_crops(size: int = CROP, per_photo: int = CROPS_PER_PHOTO) -> lis
 
 
 def write_int8_graph(model: nn.Module, path: Path) -> None:
-    """Quantise a copy of `model` (not modified) and write its OpenVINO graph, with dynamic height and width
-    and the same input and output names as graphs.write_graph, to `path`."""
+    """Quantise a copy of `model` (not modified) and write its OpenVINO graph to `path`, as graphs.write_graph
+    writes the float one."""
     nncf_version()
     import nncf
-    import openvino as ov
 
     event("int8", "quantising a network for this precision (a few seconds, once: kept in the graph cache)")
     model = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
@@ -69,23 +68,17 @@ def write_int8_graph(model: nn.Module, path: Path) -> None:
         warnings.simplefilter("ignore")
         crops = calibration_crops()
         quantized = nncf.quantize(model, nncf.Dataset(crops), subset_size=len(crops))
-        graph = ov.convert_model(quantized, example_input=crops[0], input=[ov.PartialShape([-1, 3, -1, -1])])
-    graph.inputs[0].get_tensor().set_names({INPUT})
-    graph.outputs[0].get_tensor().set_names({OUTPUT})
-    ov.save_model(graph, str(path))
+        write_openvino_graph(quantized, crops[0], path)
 
 
 @contextlib.contextmanager
 def _quiet():
     """NNCF's log lines and progress bars, and torch's note on building NNCF's extension, kept off the screen
     while the graph is made (a few seconds, once per network)."""
-    import nncf
-
     loggers = [logging.getLogger("torch.utils.cpp_extension"), logging.getLogger("nncf")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
-    nncf.set_log_level(logging.ERROR)
     try:
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
             yield

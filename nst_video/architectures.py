@@ -11,10 +11,14 @@ nst_video.model builds the networks from it.
   fast     the lite network's layers run on 2x2 pixel blocks folded into channels (space to depth) and
            painting 2x2 pixels per position: about a quarter of lite's work, for CPUs without AMX or
            AVX512-BF16, where lite runs in float32 (docs/cpu-runtimes.md, "Real time without AMX").
+  johnson-fixed-norm  Johnson's network with its instance norms' statistics frozen after training (FixedNorm):
+           it sees a photo's brightness, and no spot can steer a whole channel (udnie's blobs; issue 32,
+           docs/training.md). Made from a johnson style by `train --architecture johnson-fixed-norm --init-from`.
 """
 ARCHITECTURES = {
     "johnson": {"widths": (32, 64, 128), "blocks": 5},
     "lite": {"widths": (16, 32, 64), "blocks": 5},
     "fast": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2},
+    "johnson-fixed-norm": {"widths": (32, 64, 128), "blocks": 5, "norm": "fixed"},
 }
 DEFAULT_ARCHITECTURE = "johnson"

@@ -27,6 +27,34 @@ class InstanceNorm(nn.InstanceNorm2d):
         return y.to(x.dtype)
 
 
+class FixedNorm(nn.Module):
+    """Per-channel affine normalisation with statistics fixed after training (a frozen instance norm).
+
+    Instance norm hands the network each picture's own mean and scale. That blinds it to the photo's
+    brightness (a bright photo is spread over the painting's tones: udnie's near-black blobs), and a few
+    spiking positions can steer a whole channel's statistics (the "droplets" of Karras et al. 2020). With
+    fixed statistics every output pixel depends on its neighbourhood only (docs/training.md)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("var", torch.ones(channels))
+
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = self.weight.float() * torch.rsqrt(self.var.float() + self.eps)
+        return scale, self.bias.float() - self.mean.float() * scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.scale_shift()
+        return x * scale.to(x.dtype)[:, None, None] + shift.to(x.dtype)[:, None, None]
+
+
+NORMS = {"instance": InstanceNorm, "fixed": FixedNorm}
+
+
 class ConvLayer(nn.Sequential):
     """Reflection pad + convolution: padding by reflection avoids dark borders at the image edge."""
 
@@ -35,21 +63,21 @@ class ConvLayer(nn.Sequential):
 
 
 class ConvNormReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
-        super().__init__(ConvLayer(cin, cout, kernel, stride), InstanceNorm(cout), nn.ReLU(inplace=True))
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, norm: type[nn.Module] = InstanceNorm):
+        super().__init__(ConvLayer(cin, cout, kernel, stride), norm(cout), nn.ReLU(inplace=True))
 
 
 class UpsampleConvNormReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvNormReLU(cin, cout, 3))
+    def __init__(self, cin: int, cout: int, norm: type[nn.Module] = InstanceNorm):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvNormReLU(cin, cout, 3, norm=norm))
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int = 128):
+    def __init__(self, channels: int = 128, norm: type[nn.Module] = InstanceNorm):
         super().__init__()
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3), InstanceNorm(channels), nn.ReLU(inplace=True),
-            ConvLayer(channels, channels, 3), InstanceNorm(channels),
+            ConvLayer(channels, channels, 3), norm(channels), nn.ReLU(inplace=True),
+            ConvLayer(channels, channels, 3), norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,20 +94,23 @@ class TransformerNet(nn.Module):
     SIZE_MULTIPLE = 4
     MIN_SIZE = 8
 
-    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5, pixel_shuffle: int = 1):
+    def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5, pixel_shuffle: int = 1,
+                 norm: str = "instance"):
         """pixel_shuffle f > 1: the layers run at 1/f of the picture's size on its f x f pixel blocks folded
         into channels (space to depth), and the last layer paints f x f pixels per position (depth to space):
-        about 1/f^2 of the work, with every output pixel still painted by the network, not interpolated."""
+        about 1/f^2 of the work, with every output pixel still painted by the network, not interpolated.
+        norm: "instance" (each picture's own statistics) or "fixed" (FixedNorm: statistics frozen after training)."""
         super().__init__()
         c1, c2, c3 = widths
         self.pixel_shuffle = pixel_shuffle
         self.SIZE_MULTIPLE = TransformerNet.SIZE_MULTIPLE * pixel_shuffle
         self.MIN_SIZE = TransformerNet.MIN_SIZE * pixel_shuffle
         colours = 3 * pixel_shuffle ** 2
-        self.down = nn.Sequential(ConvNormReLU(colours, c1, 9), ConvNormReLU(c1, c2, 3, 2),
-                                  ConvNormReLU(c2, c3, 3, 2))
-        self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(blocks)])
-        self.up = nn.Sequential(UpsampleConvNormReLU(c3, c2), UpsampleConvNormReLU(c2, c1))
+        n = NORMS[norm]
+        self.down = nn.Sequential(ConvNormReLU(colours, c1, 9, norm=n), ConvNormReLU(c1, c2, 3, 2, norm=n),
+                                  ConvNormReLU(c2, c3, 3, 2, norm=n))
+        self.res = nn.Sequential(*[ResidualBlock(c3, n) for _ in range(blocks)])
+        self.up = nn.Sequential(UpsampleConvNormReLU(c3, c2, n), UpsampleConvNormReLU(c2, c1, n))
         self.out = ConvLayer(c1, colours, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst_video.model import ConvLayer, ConvNormReLU, InstanceNorm, ResidualBlock, TransformerNet
+from nst_video.model import ConvLayer, ConvNormReLU, FixedNorm, InstanceNorm, ResidualBlock, TransformerNet
 
 # rows(a, b) -> rows a..b of a map, (1, C, b - a, W) float32 on the device, for 0 <= a < b <= the map's height.
 Rows = Callable[[int, int], torch.Tensor]
@@ -123,13 +123,17 @@ class Stats:
         return self.mean.float(), (self.m2 / self.count).float()
 
 
-def normalise(layer: InstanceNorm, stats: Stats, relu: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The norm layer with the whole map's statistics, as a function of a band (float32 or float16) that
-    returns a new float32 band: weight * (x - mean) / sqrt(var + eps) + bias, as x * scale + shift."""
-    mean, var = stats.mean_var()
-    scale = layer.weight.float() * torch.rsqrt(var + layer.eps)
-    shift = (layer.bias.float() - mean * scale).view(1, -1, 1, 1)
-    scale = scale.view(1, -1, 1, 1)
+def normalise(layer: InstanceNorm | FixedNorm, stats: Stats, relu: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The norm layer with the whole map's statistics (a FixedNorm: its own), as a function of a band (float32
+    or float16) that returns a new float32 band: weight * (x - mean) / sqrt(var + eps) + bias, as x * scale +
+    shift."""
+    if isinstance(layer, FixedNorm):
+        scale, shift = layer.scale_shift()
+    else:
+        mean, var = stats.mean_var()
+        scale = layer.weight.float() * torch.rsqrt(var + layer.eps)
+        shift = layer.bias.float() - mean * scale
+    shift, scale = shift.view(1, -1, 1, 1), scale.view(1, -1, 1, 1)
 
     def apply(x: torch.Tensor) -> torch.Tensor:
         y = torch.addcmul(shift, x.float(), scale)
@@ -276,7 +280,7 @@ class Program:
             y = conv_rows(l4, h, out[1], out[0].padding[0], a, min(h, a + step))
             yield a, y.tanh_().add_(1).div_(2)
 
-    def _full_resolution(self, compute: Rows, channels: int, layer: InstanceNorm, device: torch.device,
+    def _full_resolution(self, compute: Rows, channels: int, layer: InstanceNorm | FixedNorm, device: torch.device,
                          source: Map | None = None, needs: Callable[[int], int] | None = None) -> Rows:
         """A full-resolution layer, normalised and activated, to read in bands: kept whole (keep_full), or its
         statistics from a sweep of its own and the layer computed again where it is read."""
@@ -284,6 +288,8 @@ class Program:
             kept = self._fill(Map(channels, self.h, self.w, self.map_dtype, device), compute, self.w, 1,
                               source, needs)
             compute, stats = kept.rows, kept.stats
+        elif isinstance(layer, FixedNorm):  # its statistics are its own: no sweep
+            stats = Stats()
         else:
             stats = self._sweep(compute, self.h, self.w, 1)
         norm = normalise(layer, stats, relu=True)

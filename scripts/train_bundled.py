@@ -37,7 +37,9 @@ is better (docs/training.md). A short probe and the full run at the same weight 
     python scripts/train_bundled.py --only great_wave --finetune-256 --style-weight 1e5 --max-steps 800
 
 continues the probe to 800 steps; run either again after a stop to resume it (docs/training.md, "Fine-tuning
-at 256 px on the CPU", has what ran and what was kept).
+at 256 px on the CPU", has what ran and what was kept). With --fixed-norm the fine-tune turns the style into the
+johnson-fixed-norm network (its instance norms' statistics frozen at the start, nst_video/architectures.py), in
+runs/<name>-ft256-fixed-norm-sw<weight>.
 """
 from __future__ import annotations
 
@@ -113,9 +115,14 @@ def main() -> int:
     ap.add_argument("--steady", action="store_true", help="fine-tune the finished styles with the motion term")
     ap.add_argument("--motion-weight", type=float, default=STEADY_MOTION_WEIGHT, help="for --steady")
     ap.add_argument("--flow-weight", type=float, default=0.0,
-                    help="for --steady: the flow term on TRAINING_CLIPS (runs in runs/<name>-steady-flow)")
+                    help="for --steady: the flow term on TRAINING_CLIPS (runs in runs/<name>-steady-flow); for "
+                    "--finetune-256: instead of the style's own (its metadata's)")
     ap.add_argument("--finetune-256", action="store_true",
                     help="continue finished styles at 256 px, less the held-out photos (see above)")
+    ap.add_argument("--fixed-norm", action="store_true",
+                    help="--finetune-256 into the johnson-fixed-norm network (udnie's blobs; docs/training.md)")
+    ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                    help="--finetune-256: bfloat16 autocast (fast with AMX; --no-amp where float32 is faster)")
     ap.add_argument("--pid-file", type=Path, help="write the training process's id here (to pause it)")
     ap.add_argument("--retry-killed", type=int, default=0, metavar="N",
                     help="--finetune-256: resume up to N times when the training is killed (out of memory)")
@@ -170,18 +177,21 @@ def finetune_256(args) -> int:
         style_file = ROOT / "checkpoints" / f"{name}.safetensors"
         # the temporal terms it was steadied with, kept so that a stronger style does not flicker more
         training = json.loads(safe_open(str(style_file), "np").metadata()["training"])
-        motion, flow = training.get("motion_weight", 0.0), training.get("flow_weight", 0.0)
+        motion, flow = training.get("motion_weight", 0.0), args.flow_weight or training.get("flow_weight") or 0.0
         steps = args.max_steps or FINETUNE_STEPS
-        runs = ROOT / "runs" / f"{name}-ft256-sw{args.style_weight:g}"
+        runs = ROOT / "runs" / (f"{name}-ft256{'-fixed-norm' if args.fixed_norm else ''}"
+                                f"{f'-flow{args.flow_weight:g}' if args.flow_weight else ''}-sw{args.style_weight:g}")
         cmd = [sys.executable, "-m", "nst_video", "train",
                "--content-dir", str(training_split(args.data / "content" / "train256")),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
                "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
                "--style-weight", str(args.style_weight), "--checkpoint-dir", str(runs),
                "--output", str(runs / f"{name}.safetensors"), "--init-from", str(style_file),
-               "--image-size", "256", "--style-size", "256", "--batch-size", "4", "--amp", "--lr", str(FINETUNE_LR),
+               "--image-size", "256", "--style-size", "256", "--batch-size", "4", "--lr", str(FINETUNE_LR),
                "--max-steps", str(steps), "--checkpoint-interval", "25", "--sample-interval", "100",
-               "--log-interval", "10", "--motion-weight", str(motion)]
+               "--log-interval", "10", "--motion-weight", str(motion)] + (["--amp"] if args.amp else [])
+        if args.fixed_norm:
+            cmd += ["--architecture", "johnson-fixed-norm"]
         if flow:
             cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(flow)]
         for _ in range(1 + args.retry_killed):

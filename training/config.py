@@ -55,7 +55,8 @@ class TrainConfig:
                           "removed).")
     init_from: str | None = setting(None, "Start from another style's weights (name or file) instead of random.")
     architecture: str = setting("johnson", "The network to train (johnson: the paper's; lite: half width, "
-                                "real time on a CPU).")
+                                "real time on a CPU; johnson-fixed-norm: the paper's with statistics frozen, "
+                                "made --init-from a johnson style; nst_video/architectures.py).")
     teacher: str | None = setting(None, "Distil from this style file: its outputs become targets beside the "
                                   "perceptual loss (`nst-video distill`).")
     distill_weight: float = setting(0.0, "Weight of the teacher term (mean squared difference of the outputs).",

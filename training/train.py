@@ -36,11 +36,13 @@ from nst_video.stylizer import pick_device
 from nst_video.training.config import TrainConfig
 from nst_video.training.data import ContentImages, content_loader, find_images, load_rgb_tensor
 from nst_video.training.distributed import Ranks, check_world, join
+from nst_video.training.frozen_norms import needs_statistics, with_frozen_statistics
 from nst_video.training.loss_net import PerceptualLoss, load_vgg_weights
 from nst_video.training.video_pairs import VideoPairs
 
 CHECKPOINT_FORMAT = "nst-video-train-checkpoint"
 MAX_ROLLBACKS = 5
+STATISTICS_PHOTOS = 64  # training crops that fix a fixed-norm network's statistics (--init-from an instance-norm one)
 
 
 @dataclass
@@ -92,6 +94,12 @@ def init_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
     say(f"init from {source}: {len(matching)} of {len(own)} tensors taken; fresh: {', '.join(fresh)}")
 
 
+def statistics_batches(content: ContentImages) -> Iterable[torch.Tensor]:
+    """The first STATISTICS_PHOTOS crops of the run, in batches of 8."""
+    for start in range(0, STATISTICS_PHOTOS, 8):
+        yield torch.stack([content[divmod(start + i, content.batch_size)][0] for i in range(8)])
+
+
 def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Path | None = None,
           vgg_state: dict[str, torch.Tensor] | None = None, ranks: Ranks | None = None) -> Session:
     """Networks, optimiser, loss network (with the style's Grams cached) and content photos. `content_dir` and
@@ -105,8 +113,14 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     if cfg.architecture not in ARCHITECTURES:
         raise NstError(f"--architecture {cfg.architecture}: choose one of {', '.join(ARCHITECTURES)}")
     model = build_network(cfg.architecture).to(device)
+    content = ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed)
     if cfg.init_from:
-        init_weights(model, load_style(Path(cfg.init_from))[1], Path(cfg.init_from).name)
+        source_info, weights = load_style(Path(cfg.init_from))
+        if needs_statistics(model, weights):  # an instance-norm style into a fixed-norm network
+            weights = with_frozen_statistics(source_info.architecture, weights, statistics_batches(content))
+            say(f"init from {Path(cfg.init_from).name}: its instance norms' statistics frozen, measured on "
+                f"{STATISTICS_PHOTOS} training photos")
+        init_weights(model, weights, Path(cfg.init_from).name)
     teacher = None
     if cfg.teacher:
         teacher = load_model(Path(cfg.teacher))[1].to(device).eval().requires_grad_(False)
@@ -115,7 +129,7 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     loss_net.set_style(load_rgb_tensor(Path(cfg.style_image), max_size=cfg.style_size).unsqueeze(0).to(device))
     return Session(cfg, device, use_amp, model, teacher, torch.optim.Adam(model.parameters(), lr=cfg.lr),
                    torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda"), loss_net,
-                   ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed),
+                   content,
                    VideoPairs(Path(cfg.video_dir), cfg.image_size, cfg.batch_size, cfg.seed)
                    if cfg.flow_weight > 0 else None, ranks, ranks.wrap(model))
 

@@ -26,6 +26,7 @@ from nst_video.video_io import VIDEO_SUFFIXES, VideoSource
 
 FRAME_SIDE = 320      # long side the frames are scaled to: bench_temporal.py's default size
 PAIRS_PER_CLIP = 48   # spread evenly over each clip: long clips do not outweigh short ones
+MIN_CROP = 128        # the smallest flow crop: a 256-px fine-tune crops the 320-px frames at their short side
 
 
 @dataclass
@@ -67,10 +68,12 @@ def clip_pairs(path: Path, frame_side: int = FRAME_SIDE, pairs: int = PAIRS_PER_
 class VideoPairs:
     """Pairs from every video of a folder; `batch(step)` -> (prev, cur, grid, mask) tensors for one step:
     frames (N, 3, S, S) in [0, 1], the sampling grid (N, S, S, 2) that moves an image of frame t-1 onto
-    frame t (for grid_sample, align_corners=False), and the (N, 1, S, S) mask of trusted pixels."""
+    frame t (for grid_sample, align_corners=False), and the (N, 1, S, S) mask of trusted pixels. S is the
+    training crop size, or the frames' short side where that is smaller (said once): the frames keep the scale
+    the warping error is measured at rather than being enlarged to the crop."""
 
     def __init__(self, folder: Path, image_size: int, batch_size: int, seed: int, frame_side: int = FRAME_SIDE):
-        self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
+        self.batch_size, self.seed = batch_size, seed
         self.pairs: list[FramePair] = []
         self.clips: list[str] = []
         for path in find_videos(folder):
@@ -79,12 +82,17 @@ class VideoPairs:
             except (NstError, OSError) as e:  # UnsupportedInput included
                 say(f"--video-dir: skipped {path.name} ({e})")
                 continue
-            found = [p for p in found if min(p.cur.shape[:2]) >= image_size]
+            found = [p for p in found if min(p.cur.shape[:2]) >= min(image_size, MIN_CROP)]
             if found:
                 self.pairs += found
                 self.clips.append(path.name)
         if not self.pairs:
-            raise NstError(f"--video-dir {folder}: no readable clips with two frames of at least {image_size} px")
+            raise NstError(f"--video-dir {folder}: no readable clips with two frames of at least "
+                           f"{min(image_size, MIN_CROP)} px")
+        self.image_size = min(image_size, *(min(p.cur.shape[:2]) for p in self.pairs))
+        if self.image_size < image_size:
+            say(f"--video-dir: the flow term's crops are {self.image_size} px (the clips' frames at {frame_side} px "
+                f"are smaller than {image_size})")
 
     def __len__(self) -> int:
         return len(self.pairs)

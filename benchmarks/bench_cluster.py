@@ -123,6 +123,8 @@ def main() -> int:
     parser.add_argument("--max-load", type=float, default=0.6)
     parser.add_argument("--patience", type=float, default=1800, help="seconds to wait for the load to drop")
     parser.add_argument("--seams", action="store_true", help="the warping error at the joins (see above)")
+    parser.add_argument("--preset", default="medium", help="x264 preset of every run (the encoder's share of a "
+                        "worker's core: docs/cluster.md)")
     args = parser.parse_args()
 
     width, height = SIZES[args.size]
@@ -136,7 +138,7 @@ def main() -> int:
             print(f"# 1-minute load at the end: {load():.2f}")
         return 0
     print(f"# clip: {args.size} ({width}x{height}), {args.frames} frames at {RATE} fps, a keyframe every "
-          f"{args.keyint}, AAC audio; style {args.style}; each worker 1 thread; H.264 CRF 18 medium")
+          f"{args.keyint}, AAC audio; style {args.style}; each worker 1 thread; H.264 CRF 18 {args.preset}")
     with tempfile.TemporaryDirectory() as folder:
         src = make_input(Path(folder) / "in.mp4", width, height, args.frames, args.keyint)
         wait_for_quiet(args.max_load, args.patience)
@@ -145,7 +147,8 @@ def main() -> int:
               f"{'split+join %':>14}")
         figures = {}
         started = time.perf_counter()
-        one = run_video(src, Path(folder) / "one.mp4", settings(), show_progress=False, quiet=True)
+        one = run_video(src, Path(folder) / "one.mp4", settings(), preset=args.preset, show_progress=False,
+                        quiet=True)
         seconds = time.perf_counter() - started
         figures["one"] = one.frames / seconds
         print(f"{'one machine, 1 thread':<28}{figures['one']:>10.2f}{seconds:>9.1f}{'-':>9}{'-':>9}{'-':>8}"
@@ -162,7 +165,7 @@ def main() -> int:
             try:
                 started = time.perf_counter()
                 result = run_video_on_cluster(f"local:{workers}", src, Path(folder) / f"c{workers}.mp4", settings,
-                                              show_progress=False, timings=timings)
+                                              preset=args.preset, show_progress=False, timings=timings)
                 seconds = time.perf_counter() - started
             finally:
                 if confined:

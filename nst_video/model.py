@@ -1,6 +1,7 @@
 """The image transformation network of Johnson et al., "Perceptual Losses for Real-Time Style Transfer and
 Super-Resolution" (ECCV 2016), with instance normalisation (Ulyanov et al. 2016) and nearest-neighbour
-upsampling instead of transposed convolutions (no checkerboard artefacts; Odena et al. 2016).
+upsampling instead of transposed convolutions (no checkerboard artefacts; Odena et al. 2016); or, as
+"johnson-fixed-norm", with those norms' statistics frozen after training (FixedNorm).
 
 Input and output are RGB in [0, 1], shape (N, 3, H, W), any H and W.
 """

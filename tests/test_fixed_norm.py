@@ -77,7 +77,7 @@ def test_a_fixed_norm_style_paints_alike_through_the_runtimes_and_in_tiles(pair,
                                                                                   fixed.down[0][1].mean, atol=1e-3)
     rgb = np.asarray(Image.open(PHOTOS[-1]).convert("RGB").resize((150, 110)))
     expected = fixed(frames_to_tensor([rgb]))[0]
-    for backend in ("torch", "openvino"):
+    for backend in ("torch", "openvino", "onnxruntime"):
         painted = Stylizer.from_style(str(path), device="cpu", backend=backend).stylize([rgb])[0]
         got = torch.from_numpy(painted).permute(2, 0, 1).float() / 255
         assert (got - expected).abs().mean() < 2 / 255, backend

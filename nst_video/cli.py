@@ -372,14 +372,15 @@ def video(input_path, output, start, duration, max_size, temporal, codec, crf, p
         raise click.UsageError("no output: give OUTPUT, or --stream URL to send the frames live")
     if realtime and not stream:
         raise click.UsageError("--realtime paces a live stream: give --stream URL with it")
-    if cluster and (stream or start or duration is not None):
-        raise click.UsageError("--cluster renders whole files to OUTPUT: --stream, --start and --duration do "
-                               "not go with it")
+    if cluster and stream:
+        raise click.UsageError("--cluster renders to OUTPUT: --stream does not go with it (a live stream is one "
+                               "machine's job)")
     check_paths(input_path, output)  # before loading the model: bad paths fail at once
     if cluster:
         from nst_video.cluster import run_video_on_cluster
         result = run_video_on_cluster(cluster, input_path, output, make_stylizer, temporal=temporal, codec=codec,
-                                      crf=crf, preset=preset, audio=not no_audio, max_size=max_size)
+                                      crf=crf, preset=preset, audio=not no_audio, max_size=max_size, start=start,
+                                      duration=duration)
         sys.exit(128 + result.stop_signal if result.stop_signal else 0)
     if stream:
         from nst_video.stream_out import check_stream_url

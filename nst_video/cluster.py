@@ -180,9 +180,11 @@ class _Progress:
         return sum(self.done.values())
 
 
-def _run_segment(style: _ShippedStyle, cut: bytes, suffix: str, drop: int, warmup: int, options: dict,
-                 progress, index: int) -> tuple[bytes, str]:
-    """A Ray task: one segment through the video job; its encoded file's bytes and what ran the network."""
+def _run_segment(style: _ShippedStyle, cut: bytes, suffix: str, plan, options: dict, progress
+                 ) -> tuple[bytes, str]:
+    """A Ray task: one segment (a SegmentPlan) through the video job; its encoded file's bytes and what ran the
+    network."""
+    index = plan.index
     stylizer = _stylizer(style)
     progress.set.remote(index, 0)
     _remove_left_behind()
@@ -198,7 +200,8 @@ def _run_segment(style: _ShippedStyle, cut: bytes, suffix: str, drop: int, warmu
                 progress.set.remote(index, done)
         try:
             result = run_video(src, dst, stylizer, audio=False, show_progress=False, quiet=True,
-                               drop_frames=drop, warmup_frames=warmup, on_progress=on_progress, **options)
+                               drop_frames=plan.drop, warmup_frames=plan.warmup, max_frames=plan.frames,
+                               on_progress=on_progress, **options)
         except NstError as e:  # named by its place in the input, not by the worker's copy
             raise NstError(str(e).replace(str(src), "the segment")) from None
         progress.set.remote(index, result.frames)
@@ -215,10 +218,11 @@ def _remove_left_behind() -> None:
 
 def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerSettings, temporal: float = 0.0,
                          codec: str | None = None, crf: int = 18, preset: str = "medium", audio: bool = True,
-                         max_size: int | None = None, show_progress: bool = True,
-                         timings: dict[str, float] | None = None) -> VideoJobResult:
-    """`run_video` over a Ray cluster: the input cut at keyframes into segments (SEGMENTS_PER_SLOT per task
-    slot, each at least MIN_SEGMENT_SECONDS), each a task; the encoded segments joined into `dst`.
+                         max_size: int | None = None, show_progress: bool = True, start: float = 0.0,
+                         duration: float | None = None, timings: dict[str, float] | None = None) -> VideoJobResult:
+    """`run_video` over a Ray cluster: the input (or `duration` seconds of it from `start`, timed from 0 in the
+    output, as run_video) cut at keyframes into segments (SEGMENTS_PER_SLOT per task slot, each at least
+    MIN_SEGMENT_SECONDS), each a task; the encoded segments joined into `dst`.
     `timings` (for benchmarks) gets the seconds spent connecting, scanning and cutting (split) and joining."""
     from nst_video.segments import cut_segments, plan_segments, scan_packets
 
@@ -226,6 +230,8 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
     timings = {} if timings is None else timings
     split_time = 0.0
     scan = scan_packets(src)
+    part = bool(start) or duration is not None
+    first, end = scan.frame_range(start, duration) if part else (0, scan.frames)
     rate = _frame_rate(scan)
     threads = settings.threads or 1
     split_time += time.perf_counter() - started
@@ -234,7 +240,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
         slots = _task_slots(ray, threads)
         warmup = round(WARMUP_SECONDS * rate) if temporal > 0 else 0
         plans = plan_segments(scan, slots * SEGMENTS_PER_SLOT, warmup=warmup,
-                              min_frames=max(1, round(MIN_SEGMENT_SECONDS * rate)))
+                              min_frames=max(1, round(MIN_SEGMENT_SECONDS * rate)), first=first, end=end)
         style = _ship_style(ray, settings, threads)
         progress = ray.remote(num_cpus=0)(_Progress).remote()
         task = ray.remote(num_cpus=threads, max_retries=TASK_RETRIES, retry_exceptions=True)(_run_segment)
@@ -245,15 +251,18 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
         refs = {}
         cutting = time.perf_counter()
         for plan, cut in cut_segments(scan, plans):
-            refs[task.remote(style, cut, dst.suffix, plan.drop, plan.warmup, options, progress, plan.index)] = plan
+            refs[task.remote(style, cut, dst.suffix, plan, options, progress)] = plan
         timings["split"] = split_time + time.perf_counter() - cutting
-        output = _JoinedOutput(dst, src if audio and scan.has_audio else None, plans, scan.time_base)
+        # A part is timed from its first frame, its audio cut from there, as run_video times it
+        zero = sorted(scan.pts)[first] if part else 0
+        output = _JoinedOutput(dst, src if audio and scan.has_audio else None, plans, scan.time_base, zero,
+                               float(zero * scan.time_base) if part else None)
         stop_signal = None
         bar = progress_bar("fps")
         bar.disable = not show_progress
         try:
             with bar as shown:
-                bar_task = shown.add_task("stylizing", total=scan.frames,
+                bar_task = shown.add_task("stylizing", total=end - first,
                                           status=f"{len(plans)} segments on {slots} workers -> {dst.name}")
                 pending = list(refs)
                 try:
@@ -274,7 +283,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
         output.close(complete=stop_signal is None)
     timings["join"] = output.seconds_spent
     result = VideoJobResult(dst if output.frames else None, output.frames, output.seconds,
-                            time.perf_counter() - started, stop_signal is not None, scan.frames,
+                            time.perf_counter() - started, stop_signal is not None, end - first,
                             stop_signal or late.requested, f"{len(plans)} segments on {slots} Ray workers, "
                             f"{output.backend}")
     if result.output is not None or result.interrupted:
@@ -286,8 +295,12 @@ class _JoinedOutput:
     """The output file, joined as the segments come in: each one as soon as all before it are in (a segment
     done early waits in memory), so a stop keeps the segments done from the start, in order."""
 
-    def __init__(self, dst: Path, audio_from: Path | None, plans: list, time_base: Fraction):
+    def __init__(self, dst: Path, audio_from: Path | None, plans: list, time_base: Fraction, zero_pts: int = 0,
+                 audio_start: float | None = None):
+        """`zero_pts`: the input's pts shown at time 0 of the output; `audio_start`: where the audio is cut from
+        (seconds of the input; None: the whole track)."""
         self.dst, self.audio_from, self.plans, self.time_base = dst, audio_from, plans, time_base
+        self.zero_pts, self.audio_start = zero_pts, audio_start
         self.waiting: dict[int, bytes] = {}
         self.next = 0
         self.sink = None
@@ -301,9 +314,9 @@ class _JoinedOutput:
         while self.next in self.waiting:
             encoded = self.waiting.pop(self.next)
             if self.sink is None:
-                self.sink = SegmentJoiner(self.dst, encoded, audio_from=self.audio_from)
+                self.sink = SegmentJoiner(self.dst, encoded, audio_from=self.audio_from, audio_start=self.audio_start)
             plan = self.plans[self.next]
-            self.frames += self.sink.add_segment(encoded, Fraction(plan.start_pts) * self.time_base)
+            self.frames += self.sink.add_segment(encoded, Fraction(plan.start_pts - self.zero_pts) * self.time_base)
             self.next += 1
         self.seconds_spent += time.perf_counter() - started
 

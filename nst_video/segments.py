@@ -32,10 +32,26 @@ class PacketScan:
     keyframe: list[bool]
     time_base: Fraction
     has_audio: bool
+    origin: float = 0.0     # the file's start time (s): players count its time, and --start, from here
 
     @property
     def frames(self) -> int:
         return len(self.pts)
+
+    def frame_range(self, start: float, duration: float | None) -> tuple[int, int]:
+        """Frames [first, end), in display order, of `duration` seconds from `start` (None: to the end): the
+        frames VideoSource keeps for the same start and duration."""
+        shown = sorted(self.pts)
+        half_tick = 0.5  # as VideoSource: timestamps are rounded to the tick
+        begin = (self.origin + start) / self.time_base - half_tick
+        first = sum(1 for p in shown if p < begin)
+        if first == len(shown):
+            length = float((shown[-1] - shown[0]) * self.time_base)
+            raise NstError(f"{self.path}: cannot start at {start:.2f} s: the video is {length:.2f} s long")
+        if duration is None:
+            return first, len(shown)
+        stop = (self.origin + start + duration) / self.time_base - half_tick
+        return first, max(first + 1, sum(1 for p in shown if p < stop))
 
     def clean_cuts(self) -> list[int]:
         """Packet indices where a cut may go: keyframes before which every packet shows an earlier frame and
@@ -56,15 +72,16 @@ class PacketScan:
 
 @dataclass(frozen=True)
 class SegmentPlan:
-    """One segment: packets [cut_start, end) of the scan are sent; of their frames (in display order, which
+    """One segment: packets [cut_start, sent_end) of the scan are sent; of their frames (in display order, which
     for a closed group is the same set) the first `drop` are decoded only, the next `warmup` stylized to warm
-    the temporal state and not written, the rest (frames start..end) written."""
+    the temporal state and not written, the next end - start (frames start..end-1) written."""
     index: int
     cut_start: int
     start: int
     end: int
     warmup: int
     start_pts: int   # the first written frame's pts in the input (the scan's time base)
+    sent_end: int    # packets sent end here: `end`, or the next clean cut where a part ends between two
 
     @property
     def drop(self) -> int:
@@ -96,39 +113,45 @@ def scan_packets(path: Path) -> PacketScan:
             raise NstError(f"{path}: cannot read the file ({reason(e)}); it may be truncated or corrupt") from None
         if not pts:
             raise NstError(f"{path}: no video frame in it")
-        return PacketScan(Path(path), pts, key, Fraction(stream.time_base), bool(container.streams.audio))
+        return PacketScan(Path(path), pts, key, Fraction(stream.time_base), bool(container.streams.audio),
+                          (container.start_time or 0) / av.time_base)
     finally:
         container.close()
 
 
-def plan_segments(scan: PacketScan, count: int, warmup: int = 0, min_frames: int = 1) -> list[SegmentPlan]:
-    """Up to `count` segments of about equal length, cut at clean keyframes, none shorter than `min_frames`
-    (but a file with a single clean cut is one segment); each with `warmup` frames before it (fewer at the
-    start) stylized and dropped. Frames are counted in decode order: at a clean cut the packets before it
-    are exactly the frames shown before it."""
+def plan_segments(scan: PacketScan, count: int, warmup: int = 0, min_frames: int = 1, first: int = 0,
+                  end: int | None = None) -> list[SegmentPlan]:
+    """Up to `count` segments of about equal length covering frames [first, end) (default: all), cut at clean
+    keyframes, none shorter than `min_frames` (but a part with no usable cut is one segment); each with
+    `warmup` frames before it stylized and dropped (none before `first`: the one-machine job starts there cold
+    too). Frames are counted in decode order: at a clean cut the packets before it are exactly the frames
+    shown before it. A part that ends between two clean cuts is sent up to the next one (`sent_end`), its
+    task writing only the frames up to `end`."""
     cuts = scan.clean_cuts()
-    total = scan.frames
-    bounds = [0]
+    end = scan.frames if end is None else end
+    bounds = [first]
     for j in range(1, count):
-        target = j * total / count
-        usable = [c for c in cuts if c - bounds[-1] >= min_frames and total - c >= min_frames]
+        target = first + j * (end - first) / count
+        usable = [c for c in cuts if c - bounds[-1] >= min_frames and end - c >= min_frames]
         if not usable:
             break
         best = min(usable, key=lambda c: abs(c - target))
         if best > bounds[-1]:
             bounds.append(best)
-    bounds.append(total)
+    bounds.append(end)
+    sent_end = min([c for c in cuts if c >= end] + [scan.frames])
     sorted_pts = sorted(scan.pts)
     plans = []
-    for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
-        first_warm = max(0, start - warmup)
+    for i, (start, stop) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        first_warm = start if i == 0 else max(first, start - warmup)
         cut_start = max(c for c in cuts if c <= first_warm)
-        plans.append(SegmentPlan(i, cut_start, start, end, start - first_warm, sorted_pts[start]))
+        plans.append(SegmentPlan(i, cut_start, start, stop, start - first_warm, sorted_pts[start],
+                                 sent_end if stop == end else stop))
     return plans
 
 
 def cut_segments(scan: PacketScan, plans: list[SegmentPlan]) -> Iterator[tuple[SegmentPlan, bytes]]:
-    """Each plan's packets [cut_start, end) of the video stream, stream-copied at their own timestamps into an
+    """Each plan's packets [cut_start, sent_end) of the video stream, stream-copied at their own timestamps into an
     in-memory file (no audio: the join carries it once); in one pass over the file, each yielded as soon as
     it is complete (so its task can start while the next ones are cut)."""
     with av.open(str(scan.path), metadata_errors="replace") as src:
@@ -149,7 +172,7 @@ def cut_segments(scan: PacketScan, plans: list[SegmentPlan]) -> Iterator[tuple[S
                 out.mux(packet)
             index += 1
             for key, (plan, buffer, out, _) in list(open_cuts.items()):
-                if plan.end == index:
+                if plan.sent_end == index:
                     out.close()
                     del open_cuts[key]
                     yield plan, buffer.getvalue()
@@ -165,12 +188,14 @@ class SegmentJoiner(VideoSink):
     written under a temporary name and renamed when complete, with the audio of `audio_from` (the whole
     track, cut where the video ends after a stop), exactly as VideoSink carries it."""
 
-    def __init__(self, path, first_segment: bytes, audio_from=None, on_warning=report.warn):
+    def __init__(self, path, first_segment: bytes, audio_from=None, audio_start: float | None = None,
+                 on_warning=report.warn):
         self._template_file = av.open(io.BytesIO(first_segment), metadata_errors="replace")
         self._template = template = self._template_file.streams.video[0]
         try:
             super().__init__(path, template.width, template.height, template.time_base, template.average_rate,
-                             codec=template.codec_context.name, audio_from=audio_from, on_warning=on_warning)
+                             codec=template.codec_context.name, audio_from=audio_from, audio_start=audio_start,
+                             on_warning=on_warning)
         except BaseException:
             self._template_file.close()
             raise

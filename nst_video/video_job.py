@@ -73,7 +73,8 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
               max_size: int | None = None, on_progress: Callable[[int, int], None] | None = None,
               cancel: threading.Event | None = None, stream: str | None = None,
               realtime: bool = False, drop_frames: int = 0, warmup_frames: int = 0,
-              codec_threads: int | None = None, joinable: bool = False) -> VideoJobResult:
+              codec_threads: int | None = None, joinable: bool = False, max_frames: int | None = None
+              ) -> VideoJobResult:
     """Stylize the video file `src` (or `duration` seconds of it from `start`, timed from 0 in the output)
     into `dst`, its long side capped at `max_size`. Returns what was written; after a stop signal, a shorter
     but complete file (interrupted=True).
@@ -87,9 +88,10 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
 
     For one segment of a longer job (cluster.py): the first `drop_frames` frames are decoded and dropped (the
     rest of the keyframe's group before the segment), the next `warmup_frames` stylized and blended but not
-    written, so `--temporal` starts the segment warm; `codec_threads` keeps the decoder and the encoder to the
-    task's CPUs (default: as many threads as FFmpeg picks); `joinable` encodes it to be joined to the next
-    segment (VideoSink)."""
+    written, so `--temporal` starts the segment warm; `max_frames` written at most (a segment that ends between
+    two keyframes is sent up to the next one); `codec_threads` keeps the decoder and the encoder to the task's
+    CPUs (default: as many threads as FFmpeg picks); `joinable` encodes it to be joined to the next segment
+    (VideoSink)."""
     src, dst = Path(src), Path(dst) if dst is not None else None
     check_paths(src, dst)
     target = None
@@ -117,7 +119,7 @@ def run_video(src: Path, dst: Path | None, stylizer: Stylizer, temporal: float =
         sink = sinks[0] if len(sinks) == 1 else _Tee(sinks)
         try:
             pipeline = _Pipeline(source, sink, stylizer, TemporalBlender.for_video_files(temporal), cancel,
-                                 drop_frames, warmup_frames)
+                                 drop_frames, warmup_frames, max_frames)
             bar = progress_bar("fps")
             bar.disable = not show_progress
             with bar as progress:
@@ -206,10 +208,12 @@ class _Pipeline:
     QUEUE_BATCHES = 2  # each queue holds this many batches: enough to ride out a slow frame, little memory
 
     def __init__(self, source: VideoSource, sink: VideoSink, stylizer: Stylizer, blender: TemporalBlender,
-                 cancel: threading.Event | None = None, drop_frames: int = 0, warmup_frames: int = 0):
+                 cancel: threading.Event | None = None, drop_frames: int = 0, warmup_frames: int = 0,
+                 max_frames: int | None = None):
         self.source, self.sink, self.stylizer, self.blender = source, sink, stylizer, blender
         self.cancel = cancel
         self.drop_frames, self.warmup_frames = drop_frames, warmup_frames
+        self.decoded_limit = None if max_frames is None else drop_frames + warmup_frames + max_frames
         size = self.QUEUE_BATCHES * stylizer.batch_size + 1
         self.decoded: queue.Queue = queue.Queue(maxsize=size)
         self.stylized: queue.Queue = queue.Queue(maxsize=size)
@@ -312,6 +316,8 @@ class _Pipeline:
     def _decode(self) -> None:
         try:
             for index, frame in enumerate(self.source):
+                if index == self.decoded_limit:
+                    break
                 if index < self.drop_frames:
                     continue
                 if not self._put_decoded(frame):

@@ -59,6 +59,22 @@ def test_clustered_video_matches_one_machine(tmp_path, clip):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many.mp4", "one.mp4"]  # nothing else left here
 
 
+def test_a_clustered_part_matches_one_machine(tmp_path, clip):
+    # --start/--duration: the part from a frame between two keyframes to another, timed from 0, its audio cut
+    # from the same place, as on one machine
+    part = ("--start", "0.4", "--duration", "2.4", "--crf", "0", *ONE_THREAD)
+    one = run_cli("video", clip, tmp_path / "one.mp4", "--style", "randomstyle", *part)
+    assert one.returncode == 0, one.stderr
+    many = run_cli("video", clip, tmp_path / "many.mp4", "--style", "randomstyle", *part, "--cluster", "local:2")
+    assert many.returncode == 0 and "Traceback" not in many.stderr, many.stderr
+    assert segments_in(many.stderr) >= 2
+    a, b = probe(tmp_path / "one.mp4", pictures=True), probe(tmp_path / "many.mp4", pictures=True)
+    assert b.frames == a.frames == 72 and a.times[0] == 0
+    assert b.times == a.times and b.video_end == a.video_end
+    assert b.audio == a.audio == "aac" and b.audio_seconds == a.audio_seconds
+    assert min(psnr(x, y) for x, y in zip(a.pictures, b.pictures, strict=True)) >= 45
+
+
 def test_temporal_leaves_no_seam_at_the_joins(tmp_path, clip):
     """--temporal 1: each segment warms the blender on the frames before it, so the warping error across a
     join is no worse than 1.2x the clip's average (lossless, so that an encoder's keyframe at each join is not

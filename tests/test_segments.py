@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 
+from nst_video.errors import NstError
 from nst_video.segments import SegmentJoiner, cut_segments, plan_segments, scan_packets
 from nst_video.video_io import VideoSink
 from tests.video_media import NTSC, make_clip, probe
@@ -37,6 +38,25 @@ def test_cuts_hold_their_frames_and_the_warm_up_before_them(clip):
 def test_segments_are_no_shorter_than_asked(clip):
     plans = plan_segments(scan_packets(clip), 8, min_frames=25)
     assert [(p.start, p.end) for p in plans] == [(0, 30), (30, 60)]
+
+
+def test_a_part_of_the_file_is_cut_from_the_frame_start_shows_to_its_end(clip):
+    # --start/--duration with --cluster: frames [first, end) as VideoSource keeps them; the first segment starts
+    # cold at `first` (as the one-machine job does), the last, ending between two keyframes, is sent up to the
+    # next one and its task writes only up to `end`
+    scan = scan_packets(clip)
+    first, end = scan.frame_range(0.4, 1.2)  # 29.97 fps: frames 12 (0.400 s) to 47 (1.568 s)
+    assert (first, end) == (12, 48)
+    plans = plan_segments(scan, 4, warmup=5, min_frames=10, first=first, end=end)
+    assert [(p.start, p.end) for p in plans] == [(12, 30), (30, 48)]
+    assert [(p.cut_start, p.drop, p.warmup, p.sent_end) for p in plans] == [(0, 12, 0, 30), (15, 10, 5, 60)]
+    for plan, data in cut_segments(scan, plans):
+        times = decoded_times(data)
+        assert len(times) == plan.sent_end - plan.cut_start
+        assert times[plan.start - plan.cut_start] == pytest.approx(float(plan.start_pts * scan.time_base), abs=1e-3)
+    assert scan.frame_range(1.9, None) == (57, 60)
+    with pytest.raises(NstError, match="cannot start at 2.10 s: the video is 1.97 s long"):
+        scan.frame_range(2.1, None)
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm"])

@@ -233,3 +233,10 @@ def test_clustered_images_match_one_machine_with_the_same_names_and_errors(tmp_p
                            if p.is_file())
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes()
+
+
+def test_a_live_stream_does_not_go_with_a_cluster(tmp_path, clip):
+    r = run_cli("video", clip, tmp_path / "o.mp4", "--style", "randomstyle", "--cluster", "local:2",
+                "--stream", "udp://127.0.0.1:5000")
+    assert r.returncode == 2 and "--stream does not go with it" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.mp4").exists()

@@ -254,7 +254,7 @@ def run_video_on_cluster(address: str, src: Path, dst: Path, settings: StylizerS
             refs[task.remote(style, cut, dst.suffix, plan, options, progress)] = plan
         timings["split"] = split_time + time.perf_counter() - cutting
         # A part is timed from its first frame, its audio cut from there, as run_video times it
-        zero = sorted(scan.pts)[first] if part else 0
+        zero = plans[0].start_pts if part else 0
         output = _JoinedOutput(dst, src if audio and scan.has_audio else None, plans, scan.time_base, zero,
                                float(zero * scan.time_base) if part else None)
         stop_signal = None

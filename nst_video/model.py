@@ -28,6 +28,13 @@ class InstanceNorm(nn.InstanceNorm2d):
         return y.to(x.dtype)
 
 
+def norm_affine(layer: nn.Module, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A norm layer with statistics (mean, var) as x * scale + shift, float32 per channel: weight * (x - mean) /
+    sqrt(var + eps) + bias."""
+    scale = layer.weight.float() * torch.rsqrt(var.float() + layer.eps)
+    return scale, layer.bias.float() - mean.float() * scale
+
+
 class FixedNorm(nn.Module):
     """Per-channel affine normalisation with statistics fixed after training (a frozen instance norm).
 
@@ -45,8 +52,7 @@ class FixedNorm(nn.Module):
         self.register_buffer("var", torch.ones(channels))
 
     def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
-        scale = self.weight.float() * torch.rsqrt(self.var.float() + self.eps)
-        return scale, self.bias.float() - self.mean.float() * scale
+        return norm_affine(self, self.mean, self.var)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale, shift = self.scale_shift()

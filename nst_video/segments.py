@@ -19,7 +19,7 @@ import av
 
 from nst_video import report
 from nst_video.errors import NstError, reason
-from nst_video.video_io import VideoSink, _open_input
+from nst_video.video_io import VideoSink, _open_input, segment_ticks
 
 CUT_FORMAT = "matroska"  # holds any codec; the track's end is in its header (NUT's demuxer misreads it)
 
@@ -42,15 +42,11 @@ class PacketScan:
         """Frames [first, end), in display order, of `duration` seconds from `start` (None: to the end): the
         frames VideoSource keeps for the same start and duration."""
         shown = sorted(self.pts)
-        half_tick = 0.5  # as VideoSource: timestamps are rounded to the tick
-        begin = (self.origin + start) / self.time_base - half_tick
+        begin, stop = segment_ticks(self.origin, start, duration, self.time_base)
         first = sum(1 for p in shown if p < begin)
         if first == len(shown):
             length = float((shown[-1] - shown[0]) * self.time_base)
             raise NstError(f"{self.path}: cannot start at {start:.2f} s: the video is {length:.2f} s long")
-        if duration is None:
-            return first, len(shown)
-        stop = (self.origin + start + duration) / self.time_base - half_tick
         return first, max(first + 1, sum(1 for p in shown if p < stop))
 
     def clean_cuts(self) -> list[int]:

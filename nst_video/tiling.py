@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nst_video.model import ConvLayer, ConvNormReLU, FixedNorm, InstanceNorm, ResidualBlock, TransformerNet
+from nst_video.model import ConvLayer, ConvNormReLU, FixedNorm, InstanceNorm, ResidualBlock, TransformerNet, norm_affine
 
 # rows(a, b) -> rows a..b of a map, (1, C, b - a, W) float32 on the device, for 0 <= a < b <= the map's height.
 Rows = Callable[[int, int], torch.Tensor]
@@ -127,12 +127,7 @@ def normalise(layer: InstanceNorm | FixedNorm, stats: Stats, relu: bool) -> Call
     """The norm layer with the whole map's statistics (a FixedNorm: its own), as a function of a band (float32
     or float16) that returns a new float32 band: weight * (x - mean) / sqrt(var + eps) + bias, as x * scale +
     shift."""
-    if isinstance(layer, FixedNorm):
-        scale, shift = layer.scale_shift()
-    else:
-        mean, var = stats.mean_var()
-        scale = layer.weight.float() * torch.rsqrt(var + layer.eps)
-        shift = layer.bias.float() - mean * scale
+    scale, shift = layer.scale_shift() if isinstance(layer, FixedNorm) else norm_affine(layer, *stats.mean_var())
     shift, scale = shift.view(1, -1, 1, 1), scale.view(1, -1, 1, 1)
 
     def apply(x: torch.Tensor) -> torch.Tensor:

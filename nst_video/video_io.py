@@ -125,6 +125,16 @@ def _open_input(path: Path):
                        "corrupt") from None
 
 
+def segment_ticks(origin: float, start: float, duration: float | None, time_base) -> tuple[float, float]:
+    """The frames of `duration` seconds (None: to the end) from `start` seconds after the file's `origin`: those
+    whose pts (in `time_base` ticks) lie in [begin, stop). Timestamps are rounded to the tick, so a frame half a
+    tick early is the one asked for."""
+    half_tick = 0.5
+    begin = origin + start
+    stop = float("inf") if duration is None else float((begin + duration) / time_base) - half_tick
+    return float(begin / time_base) - half_tick, stop
+
+
 class VideoSource:
     """Decodes the first video stream of a file: `info` describes it, iterating yields `DecodedFrame`s.
 
@@ -219,9 +229,7 @@ class VideoSource:
             raise NstError(f"{self.path}: cannot start at {self.start:.2f} s: the video is {end - origin:.2f} s long")
         if self.start:
             _seek(self.container, stream, begin / tb)
-        half_tick = 0.5  # timestamps are rounded to the tick: a frame half a tick early is the one asked for
-        stop = float("inf") if self.duration is None else float((begin + self.duration) / tb) - half_tick
-        return float(begin / tb) - half_tick, stop
+        return segment_ticks(origin, self.start, self.duration, tb)
 
     def _constant_rate(self) -> Fraction | None:
         """The frame rate, if the first packets (of the segment) lie on its grid, one frame every 1/rate; None

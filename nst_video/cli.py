@@ -545,8 +545,8 @@ def config_options(*names: str):
 
 
 
-LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "style_size", "lr", "content_weight", "style_weight",
-                "tv_weight", "device", "seed")
+LOSS_OPTIONS = ("vgg_weights", "batch_size", "image_size", "max_zoom", "style_size", "lr", "content_weight",
+                "style_weight", "tv_weight", "device", "seed")
 
 nproc_option = click.option(
     "--nproc", type=click.IntRange(min=1), default=1, show_default=True,

@@ -63,6 +63,10 @@ class TrainConfig:
                                     min=0)
     batch_size: int = setting(4, min=1)
     image_size: int = setting(256, "Training crop size (pixels).", min=16)
+    max_zoom: float = setting(1.0, "Enlarge each photo by a random factor up to this before cropping (1 = off): "
+                              "crops as smooth as a patch of a high-resolution picture, which a "
+                              "johnson-fixed-norm network otherwise paints at low contrast (docs/training.md).",
+                              min=1)
     style_size: int = setting(512, "Long side of the style image: sets the scale of its texture.", min=16)
     lr: float = setting(1e-3, "Adam's learning rate.", min=0, min_open=True)
     max_steps: int = setting(40_000, min=1)

@@ -33,10 +33,13 @@ def load_rgb_tensor(path: Path, max_size: int | None = None) -> torch.Tensor:
     return rgb_tensor(load_image(path, max_size=max_size).rgb)
 
 
-def resize_and_crop(rgb: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Scale the short side to `size` (up for small images), then a random size x size crop."""
+def resize_and_crop(rgb: np.ndarray, size: int, rng: np.random.Generator, max_zoom: float = 1.0) -> np.ndarray:
+    """Scale the short side to `size` (up for small images) times a zoom drawn log-uniformly from 1..max_zoom,
+    then a random size x size crop. The zoom makes crops as smooth per pixel as a part of a large picture:
+    the training photos are small, the pictures a network paints are often not."""
     h, w = rgb.shape[:2]
-    scale = size / min(h, w)
+    zoom = float(np.exp(rng.uniform(0.0, np.log(max_zoom)))) if max_zoom > 1 else 1.0
+    scale = size * zoom / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     if (nh, nw) != (h, w):
         rgb = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
@@ -48,9 +51,9 @@ class ContentImages(torch.utils.data.Dataset):
     """Item (step, slot) -> a crop. The file is chosen by a per-epoch permutation; an unreadable file is
     replaced by the next readable one."""
 
-    def __init__(self, folder: Path, image_size: int, batch_size: int, seed: int):
+    def __init__(self, folder: Path, image_size: int, batch_size: int, seed: int, max_zoom: float = 1.0):
         self.files = find_images(folder)
-        self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
+        self.image_size, self.batch_size, self.seed, self.max_zoom = image_size, batch_size, seed, max_zoom
 
     def __len__(self) -> int:
         return len(self.files)
@@ -71,7 +74,7 @@ class ContentImages(torch.utils.data.Dataset):
                 rgb = load_image(path).rgb
             except NstError:  # train.py counts it from the index actually used
                 continue
-            crop = resize_and_crop(rgb, self.image_size, rng)
+            crop = resize_and_crop(rgb, self.image_size, rng, self.max_zoom)
             return rgb_tensor(crop), (index + attempt) % len(self.files)
         raise NstError("no readable images in --content-dir")
 

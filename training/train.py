@@ -113,7 +113,8 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     if cfg.architecture not in ARCHITECTURES:
         raise NstError(f"--architecture {cfg.architecture}: choose one of {', '.join(ARCHITECTURES)}")
     model = build_network(cfg.architecture).to(device)
-    content = ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed)
+    content = ContentImages(content_dir or Path(cfg.content_dir), cfg.image_size, cfg.batch_size, cfg.seed,
+                            cfg.max_zoom)
     if cfg.init_from:
         source_info, weights = load_style(Path(cfg.init_from))
         if needs_statistics(model, weights):  # an instance-norm style into a fixed-norm network

@@ -77,6 +77,9 @@ def main() -> int:
     torch.set_grad_enabled(False)
     names = args.styles.split(",")
     after = dict(item.split("=", 1) for item in args.after)
+    missing = [f for f in after.values() if not Path(f).is_file()]
+    if missing:  # before the minutes of loading photos and networks
+        ap.error(f"--after: no such file: {', '.join(missing)}")
     held_out = held_out_photos(args.data / "content" / "train256")
     samples = sorted((ROOT / "samples" / "photos").iterdir())
     loss_net = measuring_loss(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth")

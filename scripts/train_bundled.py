@@ -39,7 +39,7 @@ is better (docs/training.md). A short probe and the full run at the same weight 
 continues the probe to 800 steps; run either again after a stop to resume it (docs/training.md, "Fine-tuning
 at 256 px on the CPU", has what ran and what was kept). With --fixed-norm the fine-tune turns the style into the
 johnson-fixed-norm network (its instance norms' statistics frozen at the start, nst_video/architectures.py), in
-runs/<name>-ft256-fixed-norm-sw<weight>.
+runs/<name>-ft256-fixed-norm-sw<weight>; give it --max-zoom 4 (docs/training.md, "Large pictures").
 """
 from __future__ import annotations
 
@@ -121,6 +121,9 @@ def main() -> int:
                     help="continue finished styles at 256 px, less the held-out photos (see above)")
     ap.add_argument("--fixed-norm", action="store_true",
                     help="--finetune-256 into the johnson-fixed-norm network (udnie's blobs; docs/training.md)")
+    ap.add_argument("--max-zoom", type=float, default=1.0,
+                    help="--finetune-256: train --max-zoom (photos enlarged up to this before the crop; 4 for "
+                    "--fixed-norm, which otherwise paints large pictures at low contrast: docs/training.md)")
     ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                     help="--finetune-256: bfloat16 autocast (fast with AMX; --no-amp where float32 is faster)")
     ap.add_argument("--pid-file", type=Path, help="write the training process's id here (to pause it)")
@@ -180,7 +183,8 @@ def finetune_256(args) -> int:
         motion, flow = training.get("motion_weight", 0.0), args.flow_weight or training.get("flow_weight") or 0.0
         steps = args.max_steps or FINETUNE_STEPS
         runs = ROOT / "runs" / (f"{name}-ft256{'-fixed-norm' if args.fixed_norm else ''}"
-                                f"{f'-flow{args.flow_weight:g}' if args.flow_weight else ''}-sw{args.style_weight:g}")
+                                f"{f'-flow{args.flow_weight:g}' if args.flow_weight else ''}"
+                                f"{f'-zoom{args.max_zoom:g}' if args.max_zoom > 1 else ''}-sw{args.style_weight:g}")
         cmd = [sys.executable, "-m", "nst_video", "train",
                "--content-dir", str(training_split(args.data / "content" / "train256")),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
@@ -189,7 +193,8 @@ def finetune_256(args) -> int:
                "--output", str(runs / f"{name}.safetensors"), "--init-from", str(style_file),
                "--image-size", "256", "--style-size", "256", "--batch-size", "4", "--lr", str(FINETUNE_LR),
                "--max-steps", str(steps), "--checkpoint-interval", "25", "--sample-interval", "100",
-               "--log-interval", "10", "--motion-weight", str(motion)] + (["--amp"] if args.amp else [])
+               "--log-interval", "10", "--motion-weight", str(motion), "--max-zoom", str(args.max_zoom)]
+        cmd += ["--amp"] if args.amp else []
         if args.fixed_norm:
             cmd += ["--architecture", "johnson-fixed-norm"]
         if flow:

@@ -14,11 +14,15 @@ nst_video.model builds the networks from it.
   johnson-fixed-norm  Johnson's network with its instance norms' statistics frozen after training (FixedNorm):
            it sees a photo's brightness, and no spot can steer a whole channel (udnie's blobs; issue 32,
            docs/training.md). Made from a johnson style by `train --architecture johnson-fixed-norm --init-from`.
+  lite-fixed-norm, fast-fixed-norm  the same for lite and fast: made from a lite or fast style by
+           `distill --architecture ... --init-from` (a fixed-norm teacher's lite networks; give them --max-zoom 4).
 """
 ARCHITECTURES = {
     "johnson": {"widths": (32, 64, 128), "blocks": 5},
     "lite": {"widths": (16, 32, 64), "blocks": 5},
     "fast": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2},
     "johnson-fixed-norm": {"widths": (32, 64, 128), "blocks": 5, "norm": "fixed"},
+    "lite-fixed-norm": {"widths": (16, 32, 64), "blocks": 5, "norm": "fixed"},
+    "fast-fixed-norm": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2, "norm": "fixed"},
 }
 DEFAULT_ARCHITECTURE = "johnson"

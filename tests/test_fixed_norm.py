@@ -88,14 +88,15 @@ def test_a_fixed_norm_style_paints_alike_through_the_runtimes_and_in_tiles(pair,
     assert (out[0] - expected).abs().max() < 1e-4  # bands join exactly: every output pixel is local
 
 
-def test_train_turns_an_instance_norm_style_into_a_fixed_norm_one(tiny_data, tmp_path, capsys):
+@pytest.mark.parametrize("architecture", ["johnson", "lite", "fast"])
+def test_train_turns_an_instance_norm_style_into_a_fixed_norm_one(tiny_data, tmp_path, capsys, architecture):
     torch.manual_seed(1)
     source = tmp_path / "source.safetensors"
-    save_style(source, build_network("johnson").state_dict(), StyleInfo(name="source"))
-    written = train(_cfg(tiny_data, tmp_path / "run", architecture="johnson-fixed-norm", init_from=str(source),
-                         max_steps=2))
+    save_style(source, build_network(architecture).state_dict(), StyleInfo(name="source", architecture=architecture))
+    written = train(_cfg(tiny_data, tmp_path / "run", architecture=f"{architecture}-fixed-norm",
+                         init_from=str(source), max_steps=2, max_zoom=2.0))
     assert "instance norms' statistics frozen" in capsys.readouterr().err
     info, weights = load_style(written)
-    assert info.architecture == "johnson-fixed-norm"
+    assert info.architecture == f"{architecture}-fixed-norm"
     assert weights["down.0.1.var"].min() > 0 and not torch.equal(weights["down.0.1.mean"],
                                                                 torch.zeros_like(weights["down.0.1.mean"]))

@@ -18,52 +18,39 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from measure_styles import scaled  # noqa: E402
 from train_bundled import held_out_photos  # noqa: E402
 
-from nst_video.model import FixedNorm, InstanceNorm  # noqa: E402
+from nst_video.images import load_image  # noqa: E402
 from nst_video.styles import load_model  # noqa: E402
 from nst_video.training.data import rgb_tensor  # noqa: E402
+from nst_video.training.frozen_norms import norm_input_statistics  # noqa: E402
 
 CLIPS = ("cockatoo__imageio.mp4", "sample_webcam__exoplayer.mp4", "flower__mdn-cc0.mp4")
 
 
-def scaled(image: Image.Image, long_side: int) -> Image.Image:
-    s = long_side / max(image.size)
-    return image.resize((max(8, round(image.width * s)), max(8, round(image.height * s))), Image.Resampling.LANCZOS)
-
-
-def clip_frames(data: Path) -> list[Image.Image]:
+def clip_frames(data: Path) -> list[np.ndarray]:
     import av  # only here: the I/O modules keep PyAV to themselves in the app
     frames = []
     for clip in CLIPS:
         with av.open(str(data / "videos" / clip)) as container:
             for i, frame in enumerate(container.decode(video=0)):
                 if i in (0, 10):
-                    frames.append(frame.to_image())
+                    frames.append(frame.to_ndarray(format="rgb24"))
                 if i >= 10:
                     break
     return frames
 
 
 @torch.no_grad()
-def norm_variances(net: torch.nn.Module, pictures: list[Image.Image]) -> dict[str, float]:
+def norm_variances(net: torch.nn.Module, pictures: list[np.ndarray]) -> dict[str, float]:
     """Per norm layer: the mean over pictures and channels of the variance of its input over the picture."""
-    seen: dict[str, list[torch.Tensor]] = {}
-    hooks = [m.register_forward_hook(lambda _m, inputs, _o, n=name: seen.setdefault(n, []).append(
-        inputs[0].float().var((2, 3), unbiased=False).mean()))
-        for name, m in net.named_modules() if isinstance(m, (InstanceNorm, FixedNorm))]
-    try:
-        for picture in pictures:
-            net(rgb_tensor(np.asarray(picture.convert("RGB")))[None])
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return {name: float(torch.stack(v).mean()) for name, v in seen.items()}
+    batches = (rgb_tensor(picture)[None] for picture in pictures)
+    return {name: float(var.mean()) for name, (_, var) in norm_input_statistics(net, batches).items()}
 
 
 def main() -> int:
@@ -72,10 +59,10 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    photos = [Image.open(p) for p in held_out_photos(args.data / "content" / "train256")[::5]]
+    photos = [load_image(p).rgb for p in held_out_photos(args.data / "content" / "train256")[::5]]
     frames = clip_frames(args.data)
     pairs = {"photos 1080 px / 256 px": ([scaled(p, 1080) for p in photos], photos),
-             "clip frames, own size / 256 lines": (frames, [scaled(f, round(256 * max(f.size) / min(f.size)))
+             "clip frames, own size / 256 lines": (frames, [scaled(f, round(256 * max(f.shape[:2]) / min(f.shape[:2])))
                                                              for f in frames])}
     for path in args.styles:
         info, net = load_model(path)

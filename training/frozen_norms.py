@@ -18,15 +18,11 @@ def needs_statistics(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -
 
 
 @torch.no_grad()
-def with_frozen_statistics(architecture: str, weights: dict[str, torch.Tensor],
-                           batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`weights` of an `architecture` network with instance norms, plus "<norm>.mean" and "<norm>.var" for each
-    norm: the mean over `batches`' photos of the per-picture, per-channel mean and variance it normalised
-    with. Photos at the training crop size, so the statistics are those the fine-tune will see."""
-    source = build_network(architecture)
-    source.load_state_dict(weights)
-    source.eval()
-    norms = {name: m for name, m in source.named_modules() if isinstance(m, InstanceNorm)}
+def norm_input_statistics(net: torch.nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, tuple[torch.Tensor,
+                                                                                                     torch.Tensor]]:
+    """Per norm layer of `net` (instance or fixed): the mean over `batches`' pictures of the per-picture,
+    per-channel mean and variance of its input. Batches may differ in picture size."""
+    norms = {name: m for name, m in net.named_modules() if isinstance(m, (InstanceNorm, FixedNorm))}
     sums: dict[str, list] = {name: [0.0, 0.0, 0] for name in norms}
 
     def record(name: str):
@@ -40,11 +36,22 @@ def with_frozen_statistics(architecture: str, weights: dict[str, torch.Tensor],
     handles = [m.register_forward_hook(record(name)) for name, m in norms.items()]
     try:
         for batch in batches:
-            source(batch.float())
+            net(batch.float())
     finally:
         for handle in handles:
             handle.remove()
+    return {name: (mean_sum / count, var_sum / count) for name, (mean_sum, var_sum, count) in sums.items()}
+
+
+def with_frozen_statistics(architecture: str, weights: dict[str, torch.Tensor],
+                           batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` of an `architecture` network with instance norms, plus "<norm>.mean" and "<norm>.var" for each
+    norm: the statistics it normalised with, averaged over `batches`' photos (norm_input_statistics). Photos at
+    the training crop size, so the statistics are those the fine-tune will see."""
+    source = build_network(architecture)
+    source.load_state_dict(weights)
+    source.eval()
     frozen = dict(weights)
-    for name, (mean_sum, var_sum, count) in sums.items():
-        frozen[f"{name}.mean"], frozen[f"{name}.var"] = mean_sum / count, var_sum / count
+    for name, (mean, var) in norm_input_statistics(source, batches).items():
+        frozen[f"{name}.mean"], frozen[f"{name}.var"] = mean, var
     return frozen

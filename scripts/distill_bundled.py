@@ -5,6 +5,8 @@ again after the full styles are retrained.
     python scripts/distill_bundled.py --data ../shared/data --only udnie   # one
     python scripts/distill_bundled.py --data ../shared/data --only mosaic --again --steps 250
     python scripts/distill_bundled.py --only udnie --again --steps 250 --flow-weight 500 --held-out --style-weight 1.5e5
+    python scripts/distill_bundled.py --only udnie --architecture lite-fixed-norm --teacher runs/.../udnie.safetensors \
+        --max-zoom 4 --held-out --steps 600 --flow-weight 500   # a fixed-norm teacher's lite network (docs/training.md)
 
 Every run resumes from runs/<name>-lite/last.pt when it exists (a finished one is refused). The first style is
 distilled from random weights for --base-steps; the others start from its lite weights (--init-from) and need
@@ -42,9 +44,16 @@ def main() -> int:
     ap.add_argument("--motion-weight", type=float, default=0.0, help="the motion term (see train_bundled.py --steady)")
     ap.add_argument("--flow-weight", type=float, default=0.0, help="the flow term on train_bundled.TRAINING_CLIPS "
                     "(runs in runs/<name>-lite[-again]-flow)")
-    ap.add_argument("--architecture", choices=("lite", "fast"), default="lite",
+    ap.add_argument("--architecture", choices=("lite", "fast", "lite-fixed-norm", "fast-fixed-norm"), default="lite",
                     help="fast: NAME-fast, started from NAME-lite's layers (the same widths; see "
-                         "nst_video/architectures.py), for CPUs that compute in fp32")
+                         "nst_video/architectures.py), for CPUs that compute in fp32; *-fixed-norm: NAME-lite or "
+                         "NAME-fast with their norms' statistics frozen, started from the bundled one, for a "
+                         "johnson-fixed-norm teacher (--teacher)")
+    ap.add_argument("--teacher", type=Path, help="the full style's file (default: --out/NAME.safetensors)")
+    ap.add_argument("--max-zoom", type=float, default=1.0, help="see `nst-video distill --max-zoom`; a fixed-norm "
+                    "student needs it as its teacher did (docs/training.md)")
+    ap.add_argument("--image-size", type=int, default=128, help="training crops (the teacher's may be larger)")
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--style-weight", type=float, help="instead of STYLE_WEIGHT's or the teacher's")
     ap.add_argument("--held-out", action="store_true", help="a candidate: the held-out photos left out, the "
                     "network written into its run folder, not --out")
@@ -57,23 +66,29 @@ def main() -> int:
     for name in names:
         image, _, _ = STYLES[name]
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
-        lite = f"{name}-{args.architecture}"
-        runs = ROOT / "runs" / (lite + ("-again" if args.again else "") + ("-flow" if args.flow_weight else ""))
+        fixed_norm = args.architecture.endswith("-fixed-norm")
+        lite = f"{name}-{args.architecture.removesuffix('-fixed-norm')}"
+        runs = ROOT / "runs" / (lite + ("-fixed-norm" if fixed_norm else "") + ("-again" if args.again else "")
+                                + ("-flow" if args.flow_weight else "")
+                                + (f"-zoom{args.max_zoom:g}" if args.max_zoom > 1 else ""))
         style_weight = args.style_weight or STYLE_WEIGHT.get(name)
         content = args.data / "content" / "train256"
         output = args.out / f"{lite}.safetensors"
         if args.held_out:
             runs = runs.with_name(runs.name + "-held-out" + (f"-sw{style_weight:g}" if style_weight else ""))
             content, output = training_split(content), runs / f"{lite}.safetensors"
-        cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(args.out / f"{name}.safetensors"),
+        teacher = args.teacher or args.out / f"{name}.safetensors"
+        cmd = [sys.executable, "-m", "nst_video", "distill", "--from", str(teacher),
                "--name", lite, "--content-dir", str(content),
                "--style-image", str(image_path), "--vgg-weights", str(args.data / "vgg" / "vgg16_to_relu4_3_fp16.pth"),
                "--checkpoint-dir", str(runs), "--output", str(output),
                "--checkpoint-interval", str(args.checkpoint_interval), "--sample-interval", "150", "--device", "cpu",
-               "--architecture", args.architecture,
+               "--architecture", args.architecture, "--image-size", str(args.image_size), "--lr", str(args.lr),
                "--max-steps", str(steps := args.base_steps if name == BASE and not args.again
                                   and args.architecture == "lite" else args.steps)]
-        if args.architecture == "fast" and not args.again:
+        if fixed_norm:  # the bundled network of the same widths, its statistics frozen by distill
+            cmd += ["--init-from", str(args.out / f"{lite}.safetensors")]
+        elif args.architecture == "fast" and not args.again:
             cmd += ["--init-from", str(args.out / f"{name}-lite.safetensors")]
         elif args.again:
             cmd += ["--init-from", str(args.out / f"{lite}.safetensors")]
@@ -85,6 +100,8 @@ def main() -> int:
             cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(args.flow_weight)]
         if style_weight:
             cmd += ["--style-weight", str(style_weight)]
+        if args.max_zoom > 1:
+            cmd += ["--max-zoom", str(args.max_zoom)]
         resume = resume_flag(runs, steps)
         cmd += resume
         if not resume and output.exists():

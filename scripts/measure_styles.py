@@ -22,9 +22,9 @@ the photos of
 checkpoints/<name>.safetensors or the --after file. The flicker (warping error) on clips is measured by
 benchmarks/bench_temporal.py.
 
---lite compares each style's lite network with its full network instead (issue 27: lite/full ratios on photos
-the distillation never saw), both from the working tree; --after NAME=FILE adds a candidate lite network, also
-measured against the full one:
+--lite compares each style's lite and fast networks with its full network instead (issue 27: lite/full ratios on
+photos the distillation never saw), all from the working tree; each --after NAME=FILE adds a candidate lite or
+fast network, also measured against the full one:
 
     python scripts/measure_styles.py --lite --sizes 384 --styles udnie,the_scream \\
         --after udnie=runs/udnie-lite-held-out/udnie-lite.safetensors
@@ -70,14 +70,15 @@ def main() -> int:
     ap.add_argument("--sizes", default="384,1080", help="long sides the photos are scaled to")
     ap.add_argument("--bright", type=int, default=10, help="at sizes over 512: the n brightest held-out photos")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--lite", action="store_true", help="NAME-lite (and an --after candidate for it) against "
-                    "NAME, both the working tree's: ratios lite / full")
+    ap.add_argument("--lite", action="store_true", help="NAME-lite, NAME-fast (and --after candidates for them) "
+                    "against NAME, all the working tree's: ratios lite / full")
     args = ap.parse_args()
 
     torch.set_grad_enabled(False)
     names = args.styles.split(",")
-    after = dict(item.split("=", 1) for item in args.after)
-    missing = [f for f in after.values() if not Path(f).is_file()]
+    candidates = [tuple(item.split("=", 1)) for item in args.after]
+    after = dict(candidates)  # without --lite, the last candidate for a name
+    missing = [f for _, f in candidates if not Path(f).is_file()]
     if missing:  # before the minutes of loading photos and networks
         ap.error(f"--after: no such file: {', '.join(missing)}")
     held_out = held_out_photos(args.data / "content" / "train256")
@@ -91,10 +92,11 @@ def main() -> int:
         versions = {}
         for name in names:
             if args.lite:
-                versions[name] = [("full (working tree)", ROOT / "checkpoints" / f"{name}.safetensors"),
-                                  ("lite (working tree)", ROOT / "checkpoints" / f"{name}-lite.safetensors")]
-                if name in after:
-                    versions[name].append((f"candidate ({after[name]})", Path(after[name])))
+                versions[name] = [("full (working tree)", ROOT / "checkpoints" / f"{name}.safetensors")]
+                versions[name] += [(f"{kind} (working tree)", ROOT / "checkpoints" / f"{name}-{kind}.safetensors")
+                                   for kind in ("lite", "fast")
+                                   if (ROOT / "checkpoints" / f"{name}-{kind}.safetensors").is_file()]
+                versions[name] += [(f"candidate ({file})", Path(file)) for n, file in candidates if n == name]
                 continue
             candidate = Path(after.get(name, ROOT / "checkpoints" / f"{name}.safetensors"))
             before = Path(tmp) / f"{name}.safetensors"

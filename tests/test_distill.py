@@ -89,14 +89,16 @@ def test_lite_weights_under_the_full_name_are_refused(tmp_path):
     assert read_info(path).architecture == "lite"
 
 
-def test_distill_makes_a_fixed_norm_lite_network_from_an_instance_norm_one(tiny_data, tmp_path):
-    """A fixed-norm teacher's lite network (issue 32): from today's lite style, its statistics frozen."""
+@pytest.mark.parametrize("network", ["lite", "fast"])
+def test_distill_makes_a_fixed_norm_network_from_an_instance_norm_one(tiny_data, tmp_path, network):
+    """A fixed-norm teacher's lite and fast networks (issue 32): from today's, their statistics frozen."""
     torch.manual_seed(0)
-    lite = tmp_path / "old-lite.safetensors"
-    save_style(lite, build_network("lite").state_dict(), StyleInfo(name="old-lite", architecture="lite"))
-    r = _distill(tiny_data, tmp_path, "--architecture", "lite-fixed-norm", "--init-from", lite, "--max-zoom", "4",
-                 "--max-steps", "2")
+    old = tmp_path / "old.safetensors"
+    save_style(old, build_network(network).state_dict(), StyleInfo(name="old", architecture=network))
+    r = _distill(tiny_data, tmp_path, "--architecture", f"{network}-fixed-norm", "--init-from", old, "--max-zoom",
+                 "4", "--max-steps", "2")
     assert r.returncode == 0, r.stderr
     assert "statistics frozen" in r.stderr
     info, _ = load_model(tmp_path / "randomstyle-lite.safetensors")
-    assert info.architecture == "lite-fixed-norm"
+    assert info.architecture == f"{network}-fixed-norm"
+    assert info.title.endswith(f" ({network})")  # the overlay's name: which network of the style it is

@@ -57,12 +57,12 @@ def test_the_fixed_norm_network_sees_a_photos_brightness_where_instance_norm_can
 def test_statistics_frozen_on_one_photo_reproduce_the_style_on_that_photo():
     # Each norm's frozen statistics are the mean of what it saw per picture: measured on one photo they are
     # that photo's own, so the fixed network paints it exactly as the instance-norm one; on another photo not.
-    _, weights = load_style(ROOT / "checkpoints" / "udnie.safetensors")
+    _, weights = load_style(ROOT / "checkpoints" / "mosaic.safetensors")  # instance norms
     source = build_network("johnson").eval()
     source.load_state_dict(weights)
     photo, other = _crops(size=96, count=8)[0][:2]
     fixed = build_network("johnson-fixed-norm").eval()
-    init_weights(fixed, with_frozen_statistics("johnson", weights, [photo[None]]), "udnie")
+    init_weights(fixed, with_frozen_statistics("johnson", weights, [photo[None]]), "mosaic")
     assert (source(photo[None]) - fixed(photo[None])).abs().max() < 1e-3
     assert (source(other[None]) - fixed(other[None])).abs().mean() > 0.01
 

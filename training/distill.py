@@ -28,6 +28,8 @@ def distill_config(teacher: str, name: str, force: bool = False, **options) -> T
             options[key] = value if value is not None else TrainConfig.__dataclass_fields__[key].default
     output = Path(options.get("output") or user_styles_dir() / f"{name}.safetensors")
     cfg = TrainConfig(name=name, teacher=str(teacher_path), force=force, **{**options, "output": str(output)})
-    cfg.title = cfg.title or f"{info.title or info.name} (lite)"
+    # "Udnie (fast)": the webcam's overlay and `nst-video styles` tell a style's networks apart by it
+    network = cfg.architecture.removesuffix("-fixed-norm")
+    cfg.title = cfg.title or f"{info.title or info.name}" + (f" ({network})" if network != "johnson" else "")
     cfg.credit = cfg.credit or info.credit
     return cfg

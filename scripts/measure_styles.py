@@ -19,8 +19,8 @@ the photos of
             contrast around mid-grey: near 0 means the network cannot see a photo's brightness (the
             instance norm after its first convolution removes it; docs/training.md).
 "before" is the style file at git revision --before (default HEAD), "after" the working tree's
-checkpoints/<name>.safetensors or the --after file. The flicker (warping error) on clips is measured by
-benchmarks/bench_temporal.py.
+checkpoints/<name>.safetensors or the --after files (several: numbered, each against "before"). The flicker
+(warping error) on clips is measured by benchmarks/compare_networks.py.
 
 --lite compares each style's lite and fast networks with its full network instead (issue 27: lite/full ratios on
 photos the distillation never saw), all from the working tree; each --after NAME=FILE adds a candidate lite or
@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--before", default="HEAD", help="git revision of checkpoints/ to compare with (none: "
                     "measure the candidates alone)")
     ap.add_argument("--after", action="append", default=[], metavar="NAME=FILE",
-                    help="the candidate for NAME (default: the working tree's checkpoints/NAME.safetensors)")
+                    help="a candidate for NAME, repeatable (default: the working tree's checkpoints/NAME.safetensors)")
     ap.add_argument("--sizes", default="384,1080", help="long sides the photos are scaled to")
     ap.add_argument("--bright", type=int, default=10, help="at sizes over 512: the n brightest held-out photos")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -77,7 +77,6 @@ def main() -> int:
     torch.set_grad_enabled(False)
     names = args.styles.split(",")
     candidates = [tuple(item.split("=", 1)) for item in args.after]
-    after = dict(candidates)  # without --lite, the last candidate for a name
     missing = [f for _, f in candidates if not Path(f).is_file()]
     if missing:  # before the minutes of loading photos and networks
         ap.error(f"--after: no such file: {', '.join(missing)}")
@@ -91,23 +90,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         versions = {}
         for name in names:
+            mine = [Path(file) for n, file in candidates if n == name]
+            # numbered when there are several, so that each ratio row says which one it is
+            numbered = [(f"{' ' + str(i) if len(mine) > 1 else ''} ({file})", file) for i, file in enumerate(mine, 1)]
             if args.lite:
                 versions[name] = [("full (working tree)", ROOT / "checkpoints" / f"{name}.safetensors")]
                 versions[name] += [(f"{kind} (working tree)", ROOT / "checkpoints" / f"{name}-{kind}.safetensors")
                                    for kind in ("lite", "fast")
                                    if (ROOT / "checkpoints" / f"{name}-{kind}.safetensors").is_file()]
-                versions[name] += [(f"candidate ({file})", Path(file)) for n, file in candidates if n == name]
+                versions[name] += [(f"candidate{label}", file) for label, file in numbered]
                 continue
-            candidate = Path(after.get(name, ROOT / "checkpoints" / f"{name}.safetensors"))
+            working_tree = ROOT / "checkpoints" / f"{name}.safetensors"
+            afters = ([(f"after{label}", file) for label, file in numbered]
+                      or [(f"after ({working_tree})", working_tree)])
+            if args.before == "none":  # the candidates alone (their before measured already)
+                versions[name] = afters
+                continue
             before = Path(tmp) / f"{name}.safetensors"
-            if args.before == "none":  # the candidate alone (its before measured already)
-                versions[name] = [(f"after ({candidate})", candidate)]
-                continue
             before.write_bytes(subprocess.run(["git", "show", f"{args.before}:checkpoints/{name}.safetensors"],
                                               cwd=ROOT, capture_output=True, check=True).stdout)
             versions[name] = [(f"before ({args.before})", before)]
-            if candidate.read_bytes() != before.read_bytes():
-                versions[name].append((f"after ({candidate})", candidate))
+            versions[name] += [(label, file) for label, file in afters if file.read_bytes() != before.read_bytes()]
         for size in (int(s) for s in args.sizes.split(",")):
             photos = (held_out if size <= 512 else brightest(held_out, args.bright)) + samples
             measure_size(loss_net, versions, photos, size)
@@ -149,9 +152,9 @@ def measure_size(loss_net, versions, paths: list[Path], size: int) -> None:
             style, ratio, content, dark, worst = figures[-1]
             print(f"{name:<17}{label:<58}{style:9.3f}{ratio:7.2f}{content:9.3f}{100 * dark:8.3f}{100 * worst:9.3f}"
                   f"{blind:8.4f}", flush=True)
-        (s0, _, c0, d0, _), first = figures[0], variants[0][0].split()[0]
+        (s0, _, c0, d0, _), first = figures[0], variants[0][0].split(" (")[0]
         for (label, _), (s1, _, c1, d1, _) in zip(variants[1:], figures[1:], strict=True):
-            versus = f"{label.split()[0]} / {first}"
+            versus = f"{label.split(' (')[0]} / {first}"
             print(f"{name:<17}{versus:<58}{s1 / s0:8.2f}x{'':7}{c1 / c0:8.2f}x"
                   f"{(d1 / d0 if d0 else float('nan')):7.2f}x", flush=True)
     print(f"({time.time() - started:.0f} s)", flush=True)

@@ -16,13 +16,27 @@ nst_video.model builds the networks from it.
            docs/training.md). Made from a johnson style by `train --architecture johnson-fixed-norm --init-from`.
   lite-fixed-norm, fast-fixed-norm  the same for lite and fast: made from a lite or fast style by
            `distill --architecture ... --init-from` (a fixed-norm teacher's lite networks; give them --max-zoom 4).
+  johnson-input-norm  johnson-fixed-norm with the first norm left per picture (an instance norm on the
+           photo's own features): every large or low-contrast photo is evened out before the network paints,
+           and still no spot the network paints can steer a channel (great_wave's droplets; docs/training.md).
 """
 ARCHITECTURES = {
     "johnson": {"widths": (32, 64, 128), "blocks": 5},
     "lite": {"widths": (16, 32, 64), "blocks": 5},
     "fast": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2},
     "johnson-fixed-norm": {"widths": (32, 64, 128), "blocks": 5, "norm": "fixed"},
+    "johnson-input-norm": {"widths": (32, 64, 128), "blocks": 5, "norm": "fixed", "first_norm": "instance"},
     "lite-fixed-norm": {"widths": (16, 32, 64), "blocks": 5, "norm": "fixed"},
     "fast-fixed-norm": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2, "norm": "fixed"},
 }
 DEFAULT_ARCHITECTURE = "johnson"
+
+
+def network_family(architecture: str) -> str:
+    """The network an architecture is, whatever its norm ("lite-fixed-norm" -> "lite"): style titles and run
+    folders name a style's networks by it."""
+    return architecture.removesuffix("-fixed-norm").removesuffix("-input-norm")
+
+
+def is_fixed_norm(architecture: str) -> bool:
+    return ARCHITECTURES[architecture].get("norm") == "fixed"

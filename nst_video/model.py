@@ -102,11 +102,14 @@ class TransformerNet(nn.Module):
     MIN_SIZE = 8
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5, pixel_shuffle: int = 1,
-                 norm: str = "instance"):
+                 norm: str = "instance", first_norm: str | None = None):
         """pixel_shuffle f > 1: the layers run at 1/f of the picture's size on its f x f pixel blocks folded
         into channels (space to depth), and the last layer paints f x f pixels per position (depth to space):
         about 1/f^2 of the work, with every output pixel still painted by the network, not interpolated.
-        norm: "instance" (each picture's own statistics) or "fixed" (FixedNorm: statistics frozen after training)."""
+        norm: "instance" (each picture's own statistics) or "fixed" (FixedNorm: statistics frozen after training).
+        first_norm: another norm for the first layer only (default: norm). An instance norm there, after a
+        convolution of the photo itself, evens out the photo's contrast and detail, and no spike the network
+        paints can steer it: its input is the photo's, not the network's."""
         super().__init__()
         c1, c2, c3 = widths
         self.pixel_shuffle = pixel_shuffle
@@ -114,8 +117,8 @@ class TransformerNet(nn.Module):
         self.MIN_SIZE = TransformerNet.MIN_SIZE * pixel_shuffle
         colours = 3 * pixel_shuffle ** 2
         n = NORMS[norm]
-        self.down = nn.Sequential(ConvNormReLU(colours, c1, 9, norm=n), ConvNormReLU(c1, c2, 3, 2, norm=n),
-                                  ConvNormReLU(c2, c3, 3, 2, norm=n))
+        self.down = nn.Sequential(ConvNormReLU(colours, c1, 9, norm=NORMS[first_norm or norm]),
+                                  ConvNormReLU(c1, c2, 3, 2, norm=n), ConvNormReLU(c2, c3, 3, 2, norm=n))
         self.res = nn.Sequential(*[ResidualBlock(c3, n) for _ in range(blocks)])
         self.up = nn.Sequential(UpsampleConvNormReLU(c3, c2, n), UpsampleConvNormReLU(c2, c1, n))
         self.out = ConvLayer(c1, colours, 9)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from train_bundled import BASE, ROOT, STYLES, resume_flag, run, training_clips, training_split
 
+from nst_video.architectures import is_fixed_norm, network_family
+
 # Styles whose lite network stays short of its teacher's style at the teacher's weights: distilled with them it
 # came out less stylized, and twice the style weight won the style back (figures: docs/training.md, "The lite
 # styles"; scripts/evaluate_styles.py).
@@ -66,8 +68,8 @@ def main() -> int:
     for name in names:
         image, _, _ = STYLES[name]
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
-        fixed_norm = args.architecture.endswith("-fixed-norm")
-        lite = f"{name}-{args.architecture.removesuffix('-fixed-norm')}"
+        fixed_norm = is_fixed_norm(args.architecture)
+        lite = f"{name}-{network_family(args.architecture)}"
         runs = ROOT / "runs" / (lite + ("-fixed-norm" if fixed_norm else "") + ("-again" if args.again else "")
                                 + ("-flow" if args.flow_weight else "")
                                 + (f"-zoom{args.max_zoom:g}" if args.max_zoom > 1 else ""))

@@ -39,7 +39,8 @@ is better (docs/training.md). A short probe and the full run at the same weight 
 continues the probe to 800 steps; run either again after a stop to resume it (docs/training.md, "Fine-tuning
 at 256 px on the CPU", has what ran and what was kept). With --fixed-norm the fine-tune turns the style into the
 johnson-fixed-norm network (its instance norms' statistics frozen at the start, nst_video/architectures.py), in
-runs/<name>-ft256-fixed-norm-sw<weight>; give it --max-zoom 4 (docs/training.md, "Large pictures").
+runs/<name>-ft256-fixed-norm-sw<weight>; give it --max-zoom 4 (docs/training.md, "Large pictures"). --input-norm: the
+same into johnson-input-norm (its first norm stays per picture), in runs/<name>-ft256-input-norm-...
 """
 from __future__ import annotations
 
@@ -119,8 +120,11 @@ def main() -> int:
                     "--finetune-256: instead of the style's own (its metadata's)")
     ap.add_argument("--finetune-256", action="store_true",
                     help="continue finished styles at 256 px, less the held-out photos (see above)")
-    ap.add_argument("--fixed-norm", action="store_true",
-                    help="--finetune-256 into the johnson-fixed-norm network (udnie's blobs; docs/training.md)")
+    norms = ap.add_mutually_exclusive_group()
+    norms.add_argument("--fixed-norm", action="store_true",
+                       help="--finetune-256 into the johnson-fixed-norm network (udnie's blobs; docs/training.md)")
+    norms.add_argument("--input-norm", action="store_true",
+                       help="--finetune-256 into the johnson-input-norm network (great_wave's droplets)")
     ap.add_argument("--max-zoom", type=float, default=1.0,
                     help="--finetune-256: train --max-zoom (photos enlarged up to this before the crop; 4 for "
                     "--fixed-norm, which otherwise paints large pictures at low contrast: docs/training.md)")
@@ -182,7 +186,9 @@ def finetune_256(args) -> int:
         training = json.loads(safe_open(str(style_file), "np").metadata()["training"])
         motion, flow = training.get("motion_weight", 0.0), args.flow_weight or training.get("flow_weight") or 0.0
         steps = args.max_steps or FINETUNE_STEPS
-        runs = ROOT / "runs" / (f"{name}-ft256{'-fixed-norm' if args.fixed_norm else ''}"
+        architecture = ("johnson-fixed-norm" if args.fixed_norm else "johnson-input-norm" if args.input_norm
+                        else None)
+        runs = ROOT / "runs" / (f"{name}-ft256{architecture.removeprefix('johnson') if architecture else ''}"
                                 f"{f'-flow{args.flow_weight:g}' if args.flow_weight else ''}"
                                 f"{f'-zoom{args.max_zoom:g}' if args.max_zoom > 1 else ''}-sw{args.style_weight:g}")
         cmd = [sys.executable, "-m", "nst_video", "train",
@@ -195,8 +201,8 @@ def finetune_256(args) -> int:
                "--max-steps", str(steps), "--checkpoint-interval", "25", "--sample-interval", "100",
                "--log-interval", "10", "--motion-weight", str(motion), "--max-zoom", str(args.max_zoom)]
         cmd += ["--amp"] if args.amp else []
-        if args.fixed_norm:
-            cmd += ["--architecture", "johnson-fixed-norm"]
+        if architecture:
+            cmd += ["--architecture", architecture]
         if flow:
             cmd += ["--video-dir", str(training_clips(args.data)), "--flow-weight", str(flow)]
         for _ in range(1 + args.retry_killed):

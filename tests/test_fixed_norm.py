@@ -29,17 +29,21 @@ def _crops(size=64, count=16, seed=0):
     return [torch.stack(crops[i:i + 8]) for i in range(0, count, 8)]
 
 
-@pytest.fixture(scope="module")
-def pair():
-    """A random instance-norm network and the fixed-norm network made from it."""
+def _converted(architecture: str):
+    """A random instance-norm network and the `architecture` network made from it."""
     torch.manual_seed(0)
     source = build_network("johnson").eval().requires_grad_(False)
-    fixed = build_network("johnson-fixed-norm").eval().requires_grad_(False)
+    fixed = build_network(architecture).eval().requires_grad_(False)
     assert needs_statistics(fixed, source.state_dict())
-    weights = with_frozen_statistics("johnson", source.state_dict(), _crops())
+    weights = with_frozen_statistics("johnson", source.state_dict(), _crops(), into=fixed)
     assert not needs_statistics(fixed, weights)
     init_weights(fixed, weights, "source")
     return source, fixed
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return _converted("johnson-fixed-norm")
 
 
 @torch.no_grad()
@@ -54,27 +58,53 @@ def test_the_fixed_norm_network_sees_a_photos_brightness_where_instance_norm_can
 
 
 @torch.no_grad()
-def test_statistics_frozen_on_one_photo_reproduce_the_style_on_that_photo():
+@pytest.mark.parametrize("architecture", ["johnson-fixed-norm", "johnson-input-norm"])
+def test_a_spot_the_network_paints_cannot_steer_the_picture_far_from_it(architecture):
+    # The droplets (docs/training.md): with instance norms a spike inside the network shifts a whole channel's
+    # statistics and so the whole picture; with frozen ones (the input-norm network's first norm sees only the
+    # photo) it changes its own neighbourhood and nothing else.
+    source, converted = _converted(architecture)
+    x = _crops(size=96, count=1)[0]
+
+    def spike(_module, _inputs, output):
+        output = output.clone()
+        output[:, :, 2, 2] += 50.0  # near the top-left corner, at a quarter of the resolution
+        return output
+
+    for network, steered in ((source, True), (converted, False)):
+        plain = network(x)
+        handle = network.res[2].register_forward_hook(spike)
+        spiked = network(x)
+        handle.remove()
+        assert (spiked - plain)[..., :24, :24].abs().max() > 0.05  # the spot itself
+        far = (spiked - plain)[..., 64:, 64:].abs().max()
+        assert (far > 1e-3) if steered else (far < 1e-5), (architecture, steered, float(far))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("architecture", ["johnson-fixed-norm", "johnson-input-norm"])
+def test_statistics_frozen_on_one_photo_reproduce_the_style_on_that_photo(architecture):
     # Each norm's frozen statistics are the mean of what it saw per picture: measured on one photo they are
     # that photo's own, so the fixed network paints it exactly as the instance-norm one; on another photo not.
     _, weights = load_style(ROOT / "checkpoints" / "mosaic.safetensors")  # instance norms
     source = build_network("johnson").eval()
     source.load_state_dict(weights)
     photo, other = _crops(size=96, count=8)[0][:2]
-    fixed = build_network("johnson-fixed-norm").eval()
-    init_weights(fixed, with_frozen_statistics("johnson", weights, [photo[None]]), "mosaic")
+    fixed = build_network(architecture).eval()
+    init_weights(fixed, with_frozen_statistics("johnson", weights, [photo[None]], into=fixed), "mosaic")
     assert (source(photo[None]) - fixed(photo[None])).abs().max() < 1e-3
     assert (source(other[None]) - fixed(other[None])).abs().mean() > 0.01
 
 
 @torch.no_grad()
-def test_a_fixed_norm_style_paints_alike_through_the_runtimes_and_in_tiles(pair, tmp_path, monkeypatch):
-    _, fixed = pair
+@pytest.mark.parametrize("architecture", ["johnson-fixed-norm", "johnson-input-norm"])
+def test_a_fixed_norm_style_paints_alike_through_the_runtimes_and_in_tiles(architecture, tmp_path):
+    _, fixed = _converted(architecture)
     path = tmp_path / "fixed.safetensors"
-    save_style(path, fixed.state_dict(), StyleInfo(name="fixed", architecture="johnson-fixed-norm"))
+    save_style(path, fixed.state_dict(), StyleInfo(name="fixed", architecture=architecture))
     info, weights = load_style(path)
-    assert info.architecture == "johnson-fixed-norm" and torch.allclose(weights["down.0.1.mean"],
-                                                                                  fixed.down[0][1].mean, atol=1e-3)
+    assert info.architecture == architecture and torch.allclose(weights["down.1.1.mean"], fixed.down[1][1].mean,
+                                                                atol=1e-3)
     rgb = np.asarray(Image.open(PHOTOS[-1]).convert("RGB").resize((150, 110)))
     expected = fixed(frames_to_tensor([rgb]))[0]
     for backend in ("torch", "openvino", "onnxruntime"):
@@ -85,18 +115,21 @@ def test_a_fixed_norm_style_paints_alike_through_the_runtimes_and_in_tiles(pair,
     out = torch.full_like(x, -1.0)
     for a, band in tiling.stylize_bands(fixed, lambda a, b: x[..., a:b, :], 110, 150, 3000, torch.float32, False):
         out[..., a:a + band.shape[-2], :] = band
-    assert (out[0] - expected).abs().max() < 1e-4  # bands join exactly: every output pixel is local
+    assert (out[0] - expected).abs().max() < 1e-4  # bands join exactly (the input norm's statistics: the whole map's)
 
 
-@pytest.mark.parametrize("architecture", ["johnson", "lite", "fast"])
-def test_train_turns_an_instance_norm_style_into_a_fixed_norm_one(tiny_data, tmp_path, capsys, architecture):
+@pytest.mark.parametrize("architecture,target", [("johnson", "johnson-fixed-norm"), ("lite", "lite-fixed-norm"),
+                                                 ("fast", "fast-fixed-norm"), ("johnson", "johnson-input-norm")])
+def test_train_turns_an_instance_norm_style_into_a_fixed_norm_one(tiny_data, tmp_path, capsys, architecture, target):
     torch.manual_seed(1)
     source = tmp_path / "source.safetensors"
     save_style(source, build_network(architecture).state_dict(), StyleInfo(name="source", architecture=architecture))
-    written = train(_cfg(tiny_data, tmp_path / "run", architecture=f"{architecture}-fixed-norm",
+    written = train(_cfg(tiny_data, tmp_path / "run", architecture=target,
                          init_from=str(source), max_steps=2, max_zoom=2.0))
     assert "instance norms' statistics frozen" in capsys.readouterr().err
     info, weights = load_style(written)
-    assert info.architecture == f"{architecture}-fixed-norm"
-    assert weights["down.0.1.var"].min() > 0 and not torch.equal(weights["down.0.1.mean"],
-                                                                torch.zeros_like(weights["down.0.1.mean"]))
+    assert info.architecture == target
+    assert weights["down.1.1.var"].min() > 0 and not torch.equal(weights["down.1.1.mean"],
+                                                                torch.zeros_like(weights["down.1.1.mean"]))
+    # the input-norm network's first norm keeps each picture's own statistics: none frozen for it
+    assert ("down.0.1.mean" in weights) == (target != "johnson-input-norm")

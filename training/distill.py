@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nst_video.architectures import network_family
 from nst_video.styles import StyleRegistry, read_info, user_styles_dir
 from nst_video.training.config import DISTILL_STEPS, DISTILL_WEIGHT  # noqa: F401  (the defaults, by name)
 from nst_video.training.train import TrainConfig
@@ -29,7 +30,7 @@ def distill_config(teacher: str, name: str, force: bool = False, **options) -> T
     output = Path(options.get("output") or user_styles_dir() / f"{name}.safetensors")
     cfg = TrainConfig(name=name, teacher=str(teacher_path), force=force, **{**options, "output": str(output)})
     # "Udnie (fast)": the webcam's overlay and `nst-video styles` tell a style's networks apart by it
-    network = cfg.architecture.removesuffix("-fixed-norm")
+    network = network_family(cfg.architecture)
     cfg.title = cfg.title or f"{info.title or info.name}" + (f" ({network})" if network != "johnson" else "")
     cfg.credit = cfg.credit or info.credit
     return cfg

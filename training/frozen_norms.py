@@ -44,14 +44,17 @@ def norm_input_statistics(net: torch.nn.Module, batches: Iterable[torch.Tensor])
 
 
 def with_frozen_statistics(architecture: str, weights: dict[str, torch.Tensor],
-                           batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+                           batches: Iterable[torch.Tensor], into: torch.nn.Module) -> dict[str, torch.Tensor]:
     """`weights` of an `architecture` network with instance norms, plus "<norm>.mean" and "<norm>.var" for each
-    norm: the statistics it normalised with, averaged over `batches`' photos (norm_input_statistics). Photos at
-    the training crop size, so the statistics are those the fine-tune will see."""
+    norm that is a FixedNorm in `into` (the network the weights are for): the statistics it normalised with,
+    averaged over `batches`' photos (norm_input_statistics). Photos at the training crop size, so the statistics
+    are those the fine-tune will see."""
     source = build_network(architecture)
     source.load_state_dict(weights)
     source.eval()
+    fixed = {name for name, m in into.named_modules() if isinstance(m, FixedNorm)}
     frozen = dict(weights)
     for name, (mean, var) in norm_input_statistics(source, batches).items():
-        frozen[f"{name}.mean"], frozen[f"{name}.var"] = mean, var
+        if name in fixed:
+            frozen[f"{name}.mean"], frozen[f"{name}.var"] = mean, var
     return frozen

@@ -118,7 +118,8 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     if cfg.init_from:
         source_info, weights = load_style(Path(cfg.init_from))
         if needs_statistics(model, weights):  # an instance-norm style into a fixed-norm network
-            weights = with_frozen_statistics(source_info.architecture, weights, statistics_batches(content))
+            weights = with_frozen_statistics(source_info.architecture, weights, statistics_batches(content),
+                                             into=model)
             say(f"init from {Path(cfg.init_from).name}: its instance norms' statistics frozen, measured on "
                 f"{STATISTICS_PHOTOS} training photos")
         init_weights(model, weights, Path(cfg.init_from).name)

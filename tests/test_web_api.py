@@ -217,9 +217,7 @@ def test_a_burst_past_the_queue_gets_503_and_every_accepted_request_is_right(ser
         results = list(pool.map(one, range(16)))
     statuses = [reply.status for _, reply in results]
     assert set(statuses) <= {200, 503}, statuses
-    # at least the 2 waiting places: the third is there only if the worker took the first off the queue before
-    # the others arrived (a race the burst may lose; seen in CI as 2 accepted, 14 refused)
-    assert statuses.count(503) >= 1 and statuses.count(200) >= 2, statuses
+    assert statuses.count(503) >= 1 and statuses.count(200) >= 3, statuses
     for key, reply in results:
         if reply.status == 200:
             assert reply.body == expected[key], key

@@ -51,7 +51,7 @@ class DeviceWorker:
 
     def check_room(self) -> None:
         """Busy now if a request would be refused (so a long upload need not be read first)."""
-        if self._closing or self.pending >= self.max_pending:
+        if self._closing or self._full():
             raise Busy(self.retry_after())
 
     def submit(self, task: Task, background: bool = False) -> Future:
@@ -64,7 +64,7 @@ class DeviceWorker:
             if background:
                 self._background.append((task, future))
             else:
-                if len(self._requests) >= self.max_pending:
+                if self._full():
                     raise Busy(self.retry_after())
                 self._requests.append((task, future))
             self._cond.notify()
@@ -73,6 +73,11 @@ class DeviceWorker:
     async def run(self, task: Task) -> T:
         """Run `task` on the device and wait for it without blocking the event loop (Busy if full)."""
         return await asyncio.wrap_future(self.submit(task))
+
+    def _full(self) -> bool:
+        # One running plus max_pending waiting, counted together: a request the worker has not yet taken off the
+        # queue holds the running place, so a burst gets the same room however fast the worker wakes.
+        return len(self._requests) + self.running >= self.max_pending + 1
 
     def retry_after(self) -> int:
         """Seconds until the queue has room, by the recent tasks' mean time: 1 to 60."""

@@ -571,8 +571,8 @@ def run_training(cfg, nproc: int) -> None:
 @main.command()
 @config_options("content_dir", "style_image", "name", "output", "title", "credit", "checkpoint_dir", "resume",
                 "force", "init_from", "architecture", "max_steps", "num_workers", "stability_weight", "motion_weight",
-                "motion_shift", "video_dir", "flow_weight", "checkpoint_interval", "sample_interval", "log_interval",
-                "amp", *LOSS_OPTIONS, "dist_backend")
+                "motion_shift", "video_dir", "flow_weight", "ema_decay", "checkpoint_interval", "sample_interval",
+                "log_interval", "amp", *LOSS_OPTIONS, "dist_backend")
 @nproc_option
 def train(nproc, **options):
     """Train a new style (Johnson et al. recipe) and write its style file.

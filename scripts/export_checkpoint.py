@@ -19,6 +19,8 @@ def main() -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("output", type=Path)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--raw", action="store_true", help="a run with --ema-decay: the last step's weights instead "
+                    "of their moving average")
     args = ap.parse_args()
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     if state.get("format") != CHECKPOINT_FORMAT:
@@ -29,7 +31,11 @@ def main() -> None:
     training.update(steps=state["step"], style_image=Path(cfg["style_image"]).name, exported_from_checkpoint=True)
     info = StyleInfo(name=args.name, title=cfg.get("title") or args.name, credit=cfg.get("credit", ""),
                      training=training, architecture=cfg.get("architecture") or DEFAULT_ARCHITECTURE)
-    print(save_style(args.output, state["model"], info))
+    weights = state["model"]
+    if "ema" in state and not args.raw:  # --ema-decay: the average, as the finished run would write it
+        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+        training.update(ema_decay=cfg.get("ema_decay"))
+    print(save_style(args.output, weights, info))
 
 
 if __name__ == "__main__":

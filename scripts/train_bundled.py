@@ -128,6 +128,8 @@ def main() -> int:
     ap.add_argument("--max-zoom", type=float, default=1.0,
                     help="--finetune-256: train --max-zoom (photos enlarged up to this before the crop; 4 for "
                     "--fixed-norm, which otherwise paints large pictures at low contrast: docs/training.md)")
+    ap.add_argument("--ema-decay", type=float, default=0.0,
+                    help="--finetune-256: train --ema-decay (the style file from the weights' moving average)")
     ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                     help="--finetune-256: bfloat16 autocast (fast with AMX; --no-amp where float32 is faster)")
     ap.add_argument("--pid-file", type=Path, help="write the training process's id here (to pause it)")
@@ -190,7 +192,8 @@ def finetune_256(args) -> int:
                         else None)
         runs = ROOT / "runs" / (f"{name}-ft256{architecture.removeprefix('johnson') if architecture else ''}"
                                 f"{f'-flow{args.flow_weight:g}' if args.flow_weight else ''}"
-                                f"{f'-zoom{args.max_zoom:g}' if args.max_zoom > 1 else ''}-sw{args.style_weight:g}")
+                                f"{f'-zoom{args.max_zoom:g}' if args.max_zoom > 1 else ''}-sw{args.style_weight:g}"
+                                f"{f'-ema{args.ema_decay:g}' if args.ema_decay else ''}")
         cmd = [sys.executable, "-m", "nst_video", "train",
                "--content-dir", str(training_split(args.data / "content" / "train256")),
                "--style-image", str(image_path), "--name", name, "--title", title, "--credit", credit,
@@ -201,6 +204,7 @@ def finetune_256(args) -> int:
                "--max-steps", str(steps), "--checkpoint-interval", "25", "--sample-interval", "100",
                "--log-interval", "10", "--motion-weight", str(motion), "--max-zoom", str(args.max_zoom)]
         cmd += ["--amp"] if args.amp else []
+        cmd += ["--ema-decay", str(args.ema_decay)] if args.ema_decay else []
         if architecture:
             cmd += ["--architecture", architecture]
         if flow:

@@ -116,6 +116,39 @@ def test_injected_nan_never_reaches_the_weights(tiny_data, tmp_path):
     assert any(r.get("event") == "non-finite loss" and r["step"] == 2 for r in _log(tmp_path / "nan"))
 
 
+def test_ema_writes_the_moving_average_of_the_steps_and_resumes_it_exactly(tiny_data, tmp_path):
+    def checkpoint(run: str) -> dict:
+        return torch.load(tmp_path / run / "ck" / "last.pt", weights_only=True)
+
+    # The weights after steps 1, 2, 3 without the average (a resumed run is the straight one: the test above).
+    steps = []
+    for k in (1, 2, 3):
+        train(_cfg(tiny_data, tmp_path / "raw", max_steps=k, resume=k > 1))
+        steps.append(checkpoint("raw")["model"])
+    # With --ema-decay 0.5 the average is 0.25 w1 + 0.25 w2 + 0.5 w3 (the first update copies w1) ...
+    style_file = _weights(train(_cfg(tiny_data, tmp_path / "ema", max_steps=3, ema_decay=0.5)))
+    average = {k.removeprefix("module."): v for k, v in checkpoint("ema")["ema"].items() if k.startswith("module.")}
+    assert average.keys() == steps[2].keys()
+    for key in average:
+        expected = 0.25 * steps[0][key] + 0.25 * steps[1][key] + 0.5 * steps[2][key]
+        assert torch.allclose(average[key], expected, atol=1e-7), key
+    # ... and the style file holds it (as float16), not the last step's weights.
+    assert all(torch.equal(style_file[k], average[k].half()) for k in average)
+    assert any(not torch.equal(style_file[k], steps[2][k].half()) for k in average)
+    # The checkpoint carries the average: stopped at step 1 and resumed, the same file.
+    train(_cfg(tiny_data, tmp_path / "resumed", max_steps=1, ema_decay=0.5))
+    resumed = _weights(train(_cfg(tiny_data, tmp_path / "resumed", max_steps=3, ema_decay=0.5, resume=True)))
+    assert all(torch.equal(style_file[k], resumed[k]) for k in style_file)
+    # scripts/export_checkpoint.py writes the average too (--raw: the last step's weights).
+    for extra, want in (([], average), (["--raw"], steps[2])):
+        out = tmp_path / f"export{len(extra)}.safetensors"
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "export_checkpoint.py"),
+                        str(tmp_path / "resumed" / "ck" / "last.pt"), str(out), "--name", "t", *extra], check=True,
+                       capture_output=True)
+        exported = _weights(out)
+        assert all(torch.equal(exported[k], want[k].half()) for k in want)
+
+
 @pytest.mark.slow
 def test_repeated_nan_halves_lr_and_rolls_back(tiny_data, tmp_path):
     out = train(_cfg(tiny_data, tmp_path, max_steps=6, nan_patience=3, lr=1e-3), poison_steps=[3, 4, 5])
@@ -264,7 +297,7 @@ def test_train_help_lists_the_documented_interface():
                    "--resume", "--batch-size", "--image-size", "--lr", "--max-steps", "--num-workers",
                    "--content-weight", "--style-weight", "--tv-weight", "--checkpoint-interval", "--sample-interval",
                    "--log-interval", "--amp", "--device", "--seed", "--stability-weight", "--motion-weight",
-                   "--video-dir", "--flow-weight"):
+                   "--video-dir", "--flow-weight", "--ema-decay"):
         assert option in r.stdout, option
     assert ROOT.is_dir() and os.environ.get("NST_VIDEO_STYLES")
 

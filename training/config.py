@@ -87,6 +87,10 @@ class TrainConfig:
     flow_weight: float = setting(0.0, "Weight of the flow term: the output of a video frame vs the output of the "
                                  "frame before, moved along the input's optical flow where it is trusted (the "
                                  "warping error, on real clips from --video-dir). 0 = off.", min=0)
+    ema_decay: float = setting(0.0, "Also keep a moving average of the weights (this much of the average kept per "
+                               "step: 0.99 is about the last 100 steps; 0 = off) and write the style file from it: "
+                               "at a small batch each step moves the weights by noise that the average cancels.",
+                               min=0, max=0.9999)
     clip_grad_norm: float = setting(10.0, min=0, min_open=True)
     nan_patience: int = setting(3, "Non-finite steps in a row before rolling back.", min=1)
     checkpoint_interval: int = setting(1000, min=1)

@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 import torch
 from PIL import Image
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nst_video.atomic import atomic_output
 from nst_video.errors import NstError
@@ -60,6 +61,12 @@ class Session:
     videos: VideoPairs | None  # frame pairs for the flow term
     ranks: Ranks = field(default_factory=Ranks)  # this process among the training processes (one: a plain run)
     net: torch.nn.Module | None = None  # the model as trained: wrapped in DistributedDataParallel on several ranks
+    ema: AveragedModel | None = None  # --ema-decay: the moving average of the weights, what the style file gets
+
+    @property
+    def final_model(self) -> torch.nn.Module:
+        """The network the style file gets (and the samples show): the average with --ema-decay."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 @dataclass
@@ -129,11 +136,14 @@ def build(cfg: TrainConfig, device: torch.device | None = None, content_dir: Pat
     loss_net = PerceptualLoss(vgg_state or load_vgg_weights(cfg.vgg_weights), cfg.content_weight, cfg.style_weight,
                               cfg.tv_weight).to(device)
     loss_net.set_style(load_rgb_tensor(Path(cfg.style_image), max_size=cfg.style_size).unsqueeze(0).to(device))
+    # use_buffers: a fixed-norm network's frozen statistics are buffers; the average copies them as they are
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+           if cfg.ema_decay > 0 else None)
     return Session(cfg, device, use_amp, model, teacher, torch.optim.Adam(model.parameters(), lr=cfg.lr),
                    torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda"), loss_net,
                    content,
                    VideoPairs(Path(cfg.video_dir), cfg.image_size, cfg.batch_size, cfg.seed)
-                   if cfg.flow_weight > 0 else None, ranks, ranks.wrap(model))
+                   if cfg.flow_weight > 0 else None, ranks, ranks.wrap(model), ema)
 
 
 def random_motion(images: torch.Tensor, max_shift: float, max_turn_degrees: float = 2.0, max_scale: float = 0.02,
@@ -300,6 +310,8 @@ def _train(cfg: TrainConfig, ranks: Ranks, poison: set[int]) -> Path | None:
 
             bad_in_a_row = 0
             step += 1
+            if s.ema is not None:  # its first update copies the weights; later ones blend them in
+                s.ema.update_parameters(s.model)
             values = outcome.terms
             # the bar shows the total only (it must fit 80 columns); the log lines below carry every term
             progress.update(task, completed=step, status=f"loss {values['total']:.4g}")
@@ -317,7 +329,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, poison: set[int]) -> Path | None:
             if step % cfg.checkpoint_interval == 0:
                 save_checkpoint()
             if main and (step % cfg.sample_interval == 0 or step == cfg.max_steps):
-                _save_samples(s.model, sample_photos, ckpt_path.parent / "samples" / f"step_{step:06d}.jpg")
+                _save_samples(s.final_model, sample_photos, ckpt_path.parent / "samples" / f"step_{step:06d}.jpg")
 
     save_checkpoint()
     try:
@@ -407,7 +419,7 @@ def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
         training.pop("video_dir")
     info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
                      training=training, architecture=cfg.architecture)
-    out = save_style(cfg.output_path, s.model.state_dict(), info)
+    out = save_style(cfg.output_path, s.final_model.state_dict(), info)
     say(f"wrote style '{cfg.name}' to {out}")
     return out
 
@@ -429,6 +441,8 @@ def _save_checkpoint(path: Path, s: Session, step: int, lr: float, skipped: set[
     state = {"format": CHECKPOINT_FORMAT, "step": step, "lr": lr, "config": asdict(s.cfg),
              "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "scaler": s.scaler.state_dict(),
              "torch_rng": torch.get_rng_state(), "skipped": sorted(skipped)}
+    if s.ema is not None:
+        state["ema"] = s.ema.state_dict()
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     with atomic_output(path) as tmp:
@@ -443,6 +457,8 @@ def _load_checkpoint(path: Path, s: Session) -> tuple[int, float, set[int]]:
         s.model.load_state_dict(state["model"])
         s.optimizer.load_state_dict(state["optimizer"])
         s.scaler.load_state_dict(state["scaler"])
+        if s.ema is not None and "ema" in state:  # without one (--ema-decay added on resume) it starts here
+            s.ema.load_state_dict(state["ema"])
     except Exception as e:
         raise NstError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: {e})") from None
     torch.set_rng_state(state["torch_rng"].cpu())

@@ -201,6 +201,8 @@ class Stylizer:
         one = memory.untiled_bytes(self.runtime.name, hp * wp, self.fp16)
         if one <= left:
             return Plan(batch=max(1, min(frames, self.batch_size, left // one)), need=one)
+        if self.device.type == "cpu":
+            memory.return_freed_memory()  # else the tiles' freed blocks may stay resident (memory.py)
         room = left - memory.SLACK - h * w * result_bytes
         model = self.model
         bands = tiling.plan_bands(model, h, w, room, self.fp16) if tiling.supported(model) else None

@@ -6,6 +6,7 @@ allocates. By default it is what the process holds now plus DEFAULT_SHARE of wha
 or the container's cgroup limit where that is lower; on a GPU, the device's free memory)."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -77,14 +78,16 @@ def available_ram() -> int:
 M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter (malloc.h)
 
 
+@functools.cache  # a process-wide setting: once is enough (plan() runs per frame of a tiled video)
 def return_freed_memory() -> None:
     """Have the C allocator give large freed blocks back to the system at once (glibc; elsewhere nothing).
 
     glibc starts by mapping each block over 128 KiB on its own and unmapping it when freed, but after the first
     such free it raises that threshold (up to 32 MiB) and keeps later blocks in its heap, where the freed ones
-    stay resident: the same tiled 12 MP picture under the same plan peaked anywhere from 1.23 to 1.61 GiB. With
-    the threshold set, glibc stops moving it: 1.23 GiB every time (docs/large-pictures.md). Called when a
-    budget binds (tiles), where a page fault per fresh block costs little beside the work on it."""
+    stay resident: the same tiled picture under the same plan then peaks at a different height each run, over
+    the budget now and then. With the threshold set, glibc stops moving it and the peak is the same every run
+    (figures: docs/large-pictures.md). Called when a budget binds (tiles), where a page fault per fresh block
+    costs little beside the work on it."""
     import ctypes
     import ctypes.util
 

@@ -11,7 +11,7 @@ import torch
 
 from nst_video.architectures import DEFAULT_ARCHITECTURE
 from nst_video.styles import StyleInfo, save_style
-from nst_video.training.train import CHECKPOINT_FORMAT
+from nst_video.training.train import CHECKPOINT_FORMAT, checkpoint_weights
 
 
 def main() -> None:
@@ -31,11 +31,9 @@ def main() -> None:
     training.update(steps=state["step"], style_image=Path(cfg["style_image"]).name, exported_from_checkpoint=True)
     info = StyleInfo(name=args.name, title=cfg.get("title") or args.name, credit=cfg.get("credit", ""),
                      training=training, architecture=cfg.get("architecture") or DEFAULT_ARCHITECTURE)
-    weights = state["model"]
     if "ema" in state and not args.raw:  # --ema-decay: the average, as the finished run would write it
-        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         training.update(ema_decay=cfg.get("ema_decay"))
-    print(save_style(args.output, weights, info))
+    print(save_style(args.output, checkpoint_weights(state, args.raw), info))
 
 
 if __name__ == "__main__":

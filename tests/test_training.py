@@ -15,7 +15,7 @@ from PIL import Image
 
 from nst_video.errors import NstError
 from nst_video.styles import load_style
-from nst_video.training.train import TrainConfig, moved_by, random_motion, train
+from nst_video.training.train import TrainConfig, checkpoint_weights, moved_by, random_motion, train
 from tests.conftest import ROOT, needs_shared_data, run_cli
 
 
@@ -127,7 +127,7 @@ def test_ema_writes_the_moving_average_of_the_steps_and_resumes_it_exactly(tiny_
         steps.append(checkpoint("raw")["model"])
     # With --ema-decay 0.5 the average is 0.25 w1 + 0.25 w2 + 0.5 w3 (the first update copies w1) ...
     style_file = _weights(train(_cfg(tiny_data, tmp_path / "ema", max_steps=3, ema_decay=0.5)))
-    average = {k.removeprefix("module."): v for k, v in checkpoint("ema")["ema"].items() if k.startswith("module.")}
+    average = checkpoint_weights(checkpoint("ema"))
     assert average.keys() == steps[2].keys()
     for key in average:
         expected = 0.25 * steps[0][key] + 0.25 * steps[1][key] + 0.5 * steps[2][key]

@@ -449,6 +449,14 @@ def _save_checkpoint(path: Path, s: Session, step: int, lr: float, skipped: set[
         torch.save(state, tmp)
 
 
+def checkpoint_weights(state: dict, raw: bool = False) -> dict[str, torch.Tensor]:
+    """The network weights in a loaded checkpoint, as the finished run would write them: the moving average
+    with --ema-decay (AveragedModel keeps them under "module."), unless `raw` (the last step's own)."""
+    if "ema" not in state or raw:
+        return state["model"]
+    return {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+
+
 def _load_checkpoint(path: Path, s: Session) -> tuple[int, float, set[int]]:
     try:
         state = torch.load(path, map_location=s.device, weights_only=True)

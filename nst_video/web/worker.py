@@ -77,7 +77,7 @@ class DeviceWorker:
     def _full(self) -> bool:
         # One running plus max_pending waiting, counted together: a request the worker has not yet taken off the
         # queue holds the running place, so a burst gets the same room however fast the worker wakes.
-        return len(self._requests) + self.running >= self.max_pending + 1
+        return self.pending + self.running >= self.max_pending + 1
 
     def retry_after(self) -> int:
         """Seconds until the queue has room, by the recent tasks' mean time: 1 to 60."""

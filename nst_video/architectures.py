@@ -19,6 +19,8 @@ nst_video.model builds the networks from it.
   johnson-input-norm  johnson-fixed-norm with the first norm left per picture (an instance norm on the
            photo's own features): every large or low-contrast photo is evened out before the network paints,
            and still no spot the network paints can steer a channel (great_wave's droplets; docs/training.md).
+  lite-input-norm, fast-input-norm  the same for lite and fast: an input-norm teacher's lite networks, made by
+           `distill --architecture ... --init-from` a lite or fast style.
 """
 ARCHITECTURES = {
     "johnson": {"widths": (32, 64, 128), "blocks": 5},
@@ -28,6 +30,9 @@ ARCHITECTURES = {
     "johnson-input-norm": {"widths": (32, 64, 128), "blocks": 5, "norm": "fixed", "first_norm": "instance"},
     "lite-fixed-norm": {"widths": (16, 32, 64), "blocks": 5, "norm": "fixed"},
     "fast-fixed-norm": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2, "norm": "fixed"},
+    "lite-input-norm": {"widths": (16, 32, 64), "blocks": 5, "norm": "fixed", "first_norm": "instance"},
+    "fast-input-norm": {"widths": (16, 32, 64), "blocks": 5, "pixel_shuffle": 2, "norm": "fixed",
+                        "first_norm": "instance"},
 }
 DEFAULT_ARCHITECTURE = "johnson"
 

@@ -604,7 +604,7 @@ def train(nproc, **options):
 @click.option("--amp/--no-amp", default=True, show_default=True,
               help="Mixed precision (bfloat16 on a CPU, FP16 on a GPU).")
 @config_options("content_dir", "style_image", "output", "title", "credit", "checkpoint_dir", "resume", "init_from",
-                "max_zoom", "num_workers", "motion_weight", "motion_shift", "video_dir", "flow_weight",
+                "max_zoom", "num_workers", "motion_weight", "motion_shift", "video_dir", "flow_weight", "ema_decay",
                 "checkpoint_interval", "sample_interval", "log_interval", "vgg_weights", "batch_size", "lr",
                 "tv_weight", "device", "seed", "dist_backend")
 @nproc_option

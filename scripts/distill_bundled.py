@@ -46,11 +46,12 @@ def main() -> int:
     ap.add_argument("--motion-weight", type=float, default=0.0, help="the motion term (see train_bundled.py --steady)")
     ap.add_argument("--flow-weight", type=float, default=0.0, help="the flow term on train_bundled.TRAINING_CLIPS "
                     "(runs in runs/<name>-lite[-again]-flow)")
-    ap.add_argument("--architecture", choices=("lite", "fast", "lite-fixed-norm", "fast-fixed-norm"), default="lite",
+    ap.add_argument("--architecture", default="lite", choices=("lite", "fast", "lite-fixed-norm", "fast-fixed-norm",
+                                                               "lite-input-norm", "fast-input-norm"),
                     help="fast: NAME-fast, started from NAME-lite's layers (the same widths; see "
-                         "nst_video/architectures.py), for CPUs that compute in fp32; *-fixed-norm: NAME-lite or "
-                         "NAME-fast with their norms' statistics frozen, started from the bundled one, for a "
-                         "johnson-fixed-norm teacher (--teacher)")
+                         "nst_video/architectures.py), for CPUs that compute in fp32; *-fixed-norm, *-input-norm: "
+                         "NAME-lite or NAME-fast with their norms' statistics frozen (all but the first: input-norm), "
+                         "started from the bundled one, for a johnson-fixed-norm or -input-norm teacher (--teacher)")
     ap.add_argument("--teacher", type=Path, help="the full style's file (default: --out/NAME.safetensors)")
     ap.add_argument("--max-zoom", type=float, default=1.0, help="see `nst-video distill --max-zoom`; a fixed-norm "
                     "student needs it as its teacher did (docs/training.md)")
@@ -59,6 +60,7 @@ def main() -> int:
     ap.add_argument("--style-weight", type=float, help="instead of STYLE_WEIGHT's or the teacher's")
     ap.add_argument("--held-out", action="store_true", help="a candidate: the held-out photos left out, the "
                     "network written into its run folder, not --out")
+    ap.add_argument("--ema-decay", type=float, default=0.0, help="see `nst-video train --ema-decay`")
     ap.add_argument("--checkpoint-interval", type=int, default=100)
     ap.add_argument("--pid-file", type=Path, help="gets the training process's id while it runs (to pause it)")
     args = ap.parse_args()
@@ -70,9 +72,11 @@ def main() -> int:
         image_path = ROOT / image if image.startswith("samples/") else args.data / image
         fixed_norm = is_fixed_norm(args.architecture)
         lite = f"{name}-{network_family(args.architecture)}"
-        runs = ROOT / "runs" / (lite + ("-fixed-norm" if fixed_norm else "") + ("-again" if args.again else "")
+        norm = args.architecture.removeprefix(network_family(args.architecture))  # "", "-fixed-norm", "-input-norm"
+        runs = ROOT / "runs" / (lite + norm + ("-again" if args.again else "")
                                 + ("-flow" if args.flow_weight else "")
-                                + (f"-zoom{args.max_zoom:g}" if args.max_zoom > 1 else ""))
+                                + (f"-zoom{args.max_zoom:g}" if args.max_zoom > 1 else "")
+                                + (f"-ema{args.ema_decay:g}" if args.ema_decay else ""))
         style_weight = args.style_weight or STYLE_WEIGHT.get(name)
         content = args.data / "content" / "train256"
         output = args.out / f"{lite}.safetensors"
@@ -104,6 +108,8 @@ def main() -> int:
             cmd += ["--style-weight", str(style_weight)]
         if args.max_zoom > 1:
             cmd += ["--max-zoom", str(args.max_zoom)]
+        if args.ema_decay:
+            cmd += ["--ema-decay", str(args.ema_decay)]
         resume = resume_flag(runs, steps)
         cmd += resume
         if not resume and output.exists():

@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 from conftest import make_random_style, run_cli
+from safetensors.torch import load_file
 
 from nst_video.errors import NstError
 from nst_video.model import build_network
 from nst_video.styles import StyleInfo, load_model, read_info, save_style
+from nst_video.training.train import checkpoint_weights
 
 
 def _distill(tiny_data, tmp_path, *extra):
@@ -89,16 +91,25 @@ def test_lite_weights_under_the_full_name_are_refused(tmp_path):
     assert read_info(path).architecture == "lite"
 
 
-@pytest.mark.parametrize("network", ["lite", "fast"])
-def test_distill_makes_a_fixed_norm_network_from_an_instance_norm_one(tiny_data, tmp_path, network):
-    """A fixed-norm teacher's lite and fast networks (issue 32): from today's, their statistics frozen."""
+@pytest.mark.parametrize("network,norm", [("lite", "fixed-norm"), ("fast", "fixed-norm"), ("lite", "input-norm"),
+                                          ("fast", "input-norm")])
+def test_distill_makes_a_fixed_norm_network_from_an_instance_norm_one(tiny_data, tmp_path, network, norm):
+    """A fixed-norm or input-norm teacher's lite and fast networks (issue 32): from today's, their statistics
+    frozen (an input-norm network's first norm keeps each picture's own); with --ema-decay the style file is the
+    moving average of the steps, as for `train`."""
     torch.manual_seed(0)
     old = tmp_path / "old.safetensors"
     save_style(old, build_network(network).state_dict(), StyleInfo(name="old", architecture=network))
-    r = _distill(tiny_data, tmp_path, "--architecture", f"{network}-fixed-norm", "--init-from", old, "--max-zoom",
-                 "4", "--max-steps", "2")
+    r = _distill(tiny_data, tmp_path, "--architecture", f"{network}-{norm}", "--init-from", old, "--max-zoom",
+                 "4", "--max-steps", "2", "--ema-decay", "0.5")
     assert r.returncode == 0, r.stderr
     assert "statistics frozen" in r.stderr
-    info, _ = load_model(tmp_path / "randomstyle-lite.safetensors")
-    assert info.architecture == f"{network}-fixed-norm"
+    info, student = load_model(tmp_path / "randomstyle-lite.safetensors")
+    assert info.architecture == f"{network}-{norm}"
+    weights = load_file(tmp_path / "randomstyle-lite.safetensors")  # as stored: float16
+    assert ("down.0.1.mean" in weights) == (norm == "fixed-norm") and "down.1.1.mean" in weights
+    state = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)
+    average, last_step = checkpoint_weights(state), checkpoint_weights(state, raw=True)
+    assert all(torch.equal(weights[k], average[k].half()) for k in average)
+    assert any(not torch.equal(weights[k], last_step[k].half()) for k in average)
     assert info.title.endswith(f" ({network})")  # the overlay's name: which network of the style it is

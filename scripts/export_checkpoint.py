@@ -11,7 +11,7 @@ import torch
 
 from nst_video.architectures import DEFAULT_ARCHITECTURE
 from nst_video.styles import StyleInfo, save_style
-from nst_video.training.train import CHECKPOINT_FORMAT, checkpoint_weights
+from nst_video.training.train import CHECKPOINT_FORMAT, checkpoint_weights, training_record
 
 
 def main() -> None:
@@ -26,13 +26,12 @@ def main() -> None:
     if state.get("format") != CHECKPOINT_FORMAT:
         raise SystemExit(f"{args.checkpoint}: not an nst-video training checkpoint")
     cfg = state["config"]
-    training = {k: cfg[k] for k in ("image_size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
-                                     "tv_weight", "seed", "motion_weight", "flow_weight", "distill_weight") if k in cfg}
-    training.update(steps=state["step"], style_image=Path(cfg["style_image"]).name, exported_from_checkpoint=True)
+    training = training_record(cfg)
+    training.update(steps=state["step"], final_lr=state["lr"], exported_from_checkpoint=True)
     info = StyleInfo(name=args.name, title=cfg.get("title") or args.name, credit=cfg.get("credit", ""),
                      training=training, architecture=cfg.get("architecture") or DEFAULT_ARCHITECTURE)
-    if "ema" in state and not args.raw:  # --ema-decay: the average, as the finished run would write it
-        training.update(ema_decay=cfg.get("ema_decay"))
+    if "ema" not in state or args.raw:  # the step's own weights, not a moving average
+        training.pop("ema_decay", None)
     print(save_style(args.output, checkpoint_weights(state, args.raw), info))
 
 

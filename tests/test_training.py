@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from nst_video.errors import NstError
-from nst_video.styles import load_style
+from nst_video.styles import load_style, read_info
 from nst_video.training.train import TrainConfig, checkpoint_weights, moved_by, random_motion, train
 from tests.conftest import ROOT, needs_shared_data, run_cli
 
@@ -147,6 +147,11 @@ def test_ema_writes_the_moving_average_of_the_steps_and_resumes_it_exactly(tiny_
                        capture_output=True)
         exported = _weights(out)
         assert all(torch.equal(exported[k], want[k].half()) for k in want)
+        # its metadata says how it was made, as the finished run's does (and whether it is the average)
+        training, finished = read_info(out).training, read_info(tmp_path / "resumed" / "t.safetensors").training
+        assert training.pop("exported_from_checkpoint") and "max_zoom" in training
+        assert all(finished[key] == value for key, value in training.items()), (training, finished)
+        assert ("ema_decay" in training) == (not extra)
 
 
 @pytest.mark.slow

@@ -399,24 +399,28 @@ def _resume_or_start(s: Session, ckpt_path: Path) -> tuple[int, float, set[int]]
     return 0, s.cfg.lr, set()
 
 
+def training_record(config: dict) -> dict:
+    """A style file's "training" metadata from a run's TrainConfig (as a dict, e.g. a checkpoint's "config"):
+    the settings that made it, folders and files by name only (no local paths)."""
+    training = {k: v for k, v in config.items()
+                if k not in ("output", "resume", "force", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
+                             "num_workers", "teacher", "architecture", "dist_backend", "init_from", "video_dir")}
+    training.update(content_dir=Path(config["content_dir"]).name, style_image=Path(config["style_image"]).name)
+    training.update({key: Path(config[key]).name for key in ("teacher", "init_from", "video_dir") if config.get(key)})
+    return training
+
+
 def _write_style(s: Session, step: int, lr: float, skipped: set[int]) -> Path:
     cfg = s.cfg
-    training = {k: v for k, v in asdict(cfg).items()
-                if k not in ("output", "resume", "force", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
-                             "num_workers", "teacher", "architecture", "dist_backend")}
+    training = training_record(asdict(cfg))
     training.update(steps=step, device=torch.cuda.get_device_name() if s.device.type == "cuda" else s.device.type,
-                    content_dir=Path(cfg.content_dir).name, style_image=Path(cfg.style_image).name,
                     content_images=len(s.dataset) - len(skipped), final_lr=lr)
     if s.ranks.distributed:
         training["processes"] = s.ranks.world  # batch_size is the global batch, shared among them
-    if cfg.teacher:
-        training["teacher"] = Path(cfg.teacher).name
-    if cfg.init_from:
-        training["init_from"] = Path(cfg.init_from).name  # a file name, as for the others: no local paths
     if s.videos is not None:
-        training.update(video_dir=Path(cfg.video_dir).name, video_clips=s.videos.clips, video_pairs=len(s.videos))
+        training.update(video_clips=s.videos.clips, video_pairs=len(s.videos))
     else:
-        training.pop("video_dir")
+        training.pop("video_dir", None)
     info = StyleInfo(name=cfg.name, title=cfg.title or cfg.name.replace("_", " ").title(), credit=cfg.credit,
                      training=training, architecture=cfg.architecture)
     out = save_style(cfg.output_path, s.final_model.state_dict(), info)

@@ -104,7 +104,7 @@ def test_distill_makes_a_fixed_norm_network_from_an_instance_norm_one(tiny_data,
                  "4", "--max-steps", "2", "--ema-decay", "0.5")
     assert r.returncode == 0, r.stderr
     assert "statistics frozen" in r.stderr
-    info, student = load_model(tmp_path / "randomstyle-lite.safetensors")
+    info, _ = load_model(tmp_path / "randomstyle-lite.safetensors")
     assert info.architecture == f"{network}-{norm}"
     weights = load_file(tmp_path / "randomstyle-lite.safetensors")  # as stored: float16
     assert ("down.0.1.mean" in weights) == (norm == "fixed-norm") and "down.1.1.mean" in weights

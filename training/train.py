@@ -402,11 +402,11 @@ def _resume_or_start(s: Session, ckpt_path: Path) -> tuple[int, float, set[int]]
 def training_record(config: dict) -> dict:
     """A style file's "training" metadata from a run's TrainConfig (as a dict, e.g. a checkpoint's "config"):
     the settings that made it, folders and files by name only (no local paths)."""
-    training = {k: v for k, v in config.items()
-                if k not in ("output", "resume", "force", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
-                             "num_workers", "teacher", "architecture", "dist_backend", "init_from", "video_dir")}
-    training.update(content_dir=Path(config["content_dir"]).name, style_image=Path(config["style_image"]).name)
-    training.update({key: Path(config[key]).name for key in ("teacher", "init_from", "video_dir") if config.get(key)})
+    unrecorded = ("output", "resume", "force", "checkpoint_dir", "vgg_weights", "title", "credit", "name",
+                  "num_workers", "architecture", "dist_backend")
+    by_name = ("content_dir", "style_image", "teacher", "init_from", "video_dir")  # where set
+    training = {k: v for k, v in config.items() if k not in unrecorded and k not in by_name}
+    training.update({key: Path(config[key]).name for key in by_name if config.get(key)})
     return training
 
 
